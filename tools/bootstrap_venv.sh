@@ -14,7 +14,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "[bootstrap] installing pinned requirements into $venv (first run takes a few minutes)"
-  "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q -r "$root/requirements.txt"
   "$venv/bin/python" -m pip install -q --no-deps -e "$root"
   echo "$want" > "$stamp"

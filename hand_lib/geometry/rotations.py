@@ -11,8 +11,10 @@ from torch import Tensor
 
 
 def _check_last(x: Tensor, shape: tuple[int, ...], name: str) -> None:
-    if x.ndim < len(shape) or tuple(x.shape[-len(shape):]) != shape:
-        raise ValueError(f"{name} must have shape (..., {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if x.ndim < len(shape) or tuple(x.shape[-len(shape) :]) != shape:
+        raise ValueError(
+            f"{name} must have shape (..., {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+        )
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
@@ -62,7 +64,11 @@ def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     half = torch.atan2(sin_half, w)
     small = sin_half < 1e-6
     # angle / sin(angle/2) -> 2 as angle -> 0 (series: 2 + angle^2/12)
-    scale = torch.where(small, 2.0 + (2 * half) ** 2 / 12.0, 2.0 * half / torch.where(small, torch.ones_like(sin_half), sin_half))
+    scale = torch.where(
+        small,
+        2.0 + (2 * half) ** 2 / 12.0,
+        2.0 * half / torch.where(small, torch.ones_like(sin_half), sin_half),
+    )
     return xyz * scale
 
 
