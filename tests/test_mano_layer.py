@@ -25,10 +25,9 @@ def _write(tmp_path: Path, arrays: dict, name: str = "MANO_RIGHT.pkl") -> Path:
 def _model_files(tmp_path: Path, random_model_arrays: dict) -> list[Path]:
     """The random model as pkl and npz, and the shipped open hand as pkl and npz."""
     files = [_write(tmp_path, random_model_arrays), _write(tmp_path, random_model_arrays, "r.npz")]
-    if OPEN_HAND_RIGHT.is_file():
-        with open(OPEN_HAND_RIGHT, "rb") as fh:
-            open_arrays = pickle.load(fh)
-        files += [OPEN_HAND_RIGHT, _write(tmp_path / "open", open_arrays, "MANO_RIGHT.npz")]
+    with open(OPEN_HAND_RIGHT, "rb") as fh:  # the shipped asset must exist
+        open_arrays = pickle.load(fh)
+    files += [OPEN_HAND_RIGHT, _write(tmp_path / "open", open_arrays, "MANO_RIGHT.npz")]
     return files
 
 
