@@ -5,7 +5,13 @@ the keys and their shapes and units are listed in each loader's module docstring
 conventions: joints in FreiHAND order (:mod:`hand_lib.data.joints`), metres, OpenCV camera
 frame (x right, y down, z forward), pixel centres at integer coordinates
 (:mod:`hand_lib.data.transforms`).
+
+The synthetic HanCo generator (:mod:`hand_lib.data.synthetic`) is exported lazily
+(``SyntheticConfig``, ``generate_synthetic_hanco``, ``ensure_synthetic_hanco``) so that
+importing the loaders does not import the renderer.
 """
+
+from typing import Any
 
 from hand_lib.data.errors import (
     DataFormatError,
@@ -40,8 +46,23 @@ __all__ = [
     "HandCrop",
     "HanCo",
     "HanCoFormatError",
+    "SyntheticConfig",
     "crop_and_augment",
+    "ensure_synthetic_hanco",
+    "generate_synthetic_hanco",
     "reorder_joints",
     "scan_hanco",
     "standard_split",
 ]
+
+_SYNTHETIC_EXPORTS = {"SyntheticConfig": "SyntheticConfig",
+                      "ensure_synthetic_hanco": "ensure_synthetic_hanco",
+                      "generate_synthetic_hanco": "generate"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SYNTHETIC_EXPORTS:
+        from hand_lib.data import synthetic
+
+        return getattr(synthetic, _SYNTHETIC_EXPORTS[name])
+    raise AttributeError(f"module 'hand_lib.data' has no attribute {name!r}")
