@@ -1,0 +1,108 @@
+"""Image encoders from torchvision that return a feature pyramid.
+
+No weights can be downloaded at run time, so encoders start from random initialisation
+(S2HAND's own default) unless ``weights_path`` names a local state dict, e.g. torchvision's
+ImageNet checkpoint saved with ``torch.save(model.state_dict(), path)`` on a machine that
+has it. Loading checks every key and names the file on any mismatch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+RESNETS = ("resnet18", "resnet34", "resnet50")
+EFFICIENTNETS = ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3")
+ENCODERS = RESNETS + EFFICIENTNETS
+
+#: ImageNet normalisation (what torchvision's pretrained weights expect).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class FeaturePyramid:
+    """Encoder features, finest level first.
+
+    Attributes:
+        levels: 4 maps at strides 4, 8, 16, 32 of the input: (B, C_i, H/s, W/s).
+        pooled: (B, C_4) global average of the last level.
+    """
+
+    levels: list[Tensor]
+    pooled: Tensor
+
+
+class ImageEncoder(nn.Module):
+    """A torchvision backbone cut into four stages (strides 4, 8, 16, 32).
+
+    Args:
+        name: one of :data:`ENCODERS`.
+        weights_path: optional local state dict of the torchvision model (ImageNet weights).
+
+    Attributes:
+        channels: (4,) channel counts of the four levels.
+    """
+
+    def __init__(self, name: str = "resnet18", weights_path: str | os.PathLike | None = None):
+        super().__init__()
+        if name not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {name!r}")
+        self.name = name
+        net = getattr(torchvision.models, name)(weights=None)
+        if weights_path:
+            load_backbone_weights(net, weights_path)
+        if name in RESNETS:
+            stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+            self.stages = nn.ModuleList(
+                [nn.Sequential(stem, net.layer1), net.layer2, net.layer3, net.layer4]
+            )
+        else:
+            f = net.features  # strides: [0,1]=2, 2=4, 3=8, [4,5]=16, [6,7,8]=32
+            self.stages = nn.ModuleList(
+                [nn.Sequential(f[0], f[1], f[2]), f[3], nn.Sequential(f[4], f[5]),
+                 nn.Sequential(f[6], f[7], f[8])]  # fmt: skip
+            )
+        with torch.no_grad():
+            probe = self._levels(torch.zeros(1, 3, 64, 64))
+        self.channels = tuple(int(x.shape[1]) for x in probe)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
+
+    def _levels(self, x: Tensor) -> list[Tensor]:
+        levels = []
+        for stage in self.stages:
+            x = stage(x)
+            levels.append(x)
+        return levels
+
+    def forward(self, images: Tensor) -> FeaturePyramid:
+        """Args: images (B, 3, H, W) RGB in [0, 1] (normalised here). Returns the pyramid."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape)
+            raise ValueError(f"images must be (B, 3, H, W) RGB in [0, 1], got {shape}")
+        levels = self._levels((images - self.mean) / self.std)
+        return FeaturePyramid(levels=levels, pooled=levels[-1].mean(dim=(2, 3)))
+
+
+def load_backbone_weights(net: nn.Module, path: str | os.PathLike) -> None:
+    """Load a local torchvision state dict into ``net`` (strict), with errors naming the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"encoder weights {path} not found: save torchvision's ImageNet state dict there, "
+            "or leave weights_path empty for random initialisation"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not match {type(net).__name__}: missing keys {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}"
+        )
