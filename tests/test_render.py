@@ -466,7 +466,7 @@ def test_neural_renderer_backend_refuses_clearly_when_unavailable():
 
 @pytest.mark.skipif(not _neural_renderer_available(),
                     reason="needs CUDA and neural-renderer-pytorch 1.1.3 "
-                           "(tools/install_neural_renderer.sh); not installed here")
+                           "(tools/install_neural_renderer.py); not installed here")
 def test_silhouettes_agree_with_neural_renderer(hand_scene):
     vertices, faces, K = hand_scene
     vertices, K = vertices.cuda(), torch.stack([K, K]).cuda()
@@ -479,3 +479,49 @@ def test_silhouettes_agree_with_neural_renderer(hand_scene):
     assert (silhouette_iou(ours, theirs) > 0.98).all()
     out = nr.render(vertices, faces.cuda(), K)
     assert (silhouette_iou(out.alpha, ours) > 0.98).all()
+
+
+def _load_installer():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "install_neural_renderer.py"
+    spec = importlib.util.spec_from_file_location("install_neural_renderer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_installer_applies_the_pytorch2_source_edits(tmp_path):
+    installer = _load_installer()
+    cuda_dir = tmp_path / "neural_renderer" / "cuda"
+    cuda_dir.mkdir(parents=True)
+    (cuda_dir / "rasterize_cuda.cpp").write_text(
+        '#define CHECK_CUDA(x) AT_CHECK(x.type().is_cuda(), #x " must be a CUDA tensor")\n'
+        "CHECK_CUDA(faces);\n"
+    )
+    (cuda_dir / "rasterize_cuda_kernel.cu").write_text(
+        'AT_DISPATCH_FLOATING_TYPES(faces.type(), "rasterize_cuda", ([&] {\n'
+        "    kernel<scalar_t><<<blocks, threads>>>(faces.data<scalar_t>(), "
+        "index.data<int32_t>());\n}));\n"
+    )
+    (tmp_path / "setup.py").write_text("AT_CHECK = 'python files are left alone'\n")
+    changed = installer.patch_sources(tmp_path)
+    assert changed == {"neural_renderer/cuda/rasterize_cuda.cpp": 2,
+                       "neural_renderer/cuda/rasterize_cuda_kernel.cu": 3}
+    cpp = (cuda_dir / "rasterize_cuda.cpp").read_text()
+    assert "TORCH_CHECK(x.is_cuda()," in cpp and "AT_CHECK" not in cpp
+    cu = (cuda_dir / "rasterize_cuda_kernel.cu").read_text()
+    assert 'AT_DISPATCH_FLOATING_TYPES(faces.scalar_type(), "rasterize_cuda"' in cu
+    assert "faces.data_ptr<scalar_t>()" in cu and "index.data_ptr<int32_t>()" in cu
+    assert installer.patch_sources(tmp_path) == {}  # idempotent
+    assert "AT_CHECK" in (tmp_path / "setup.py").read_text()
+
+
+def test_installer_refuses_without_cuda():
+    installer = _load_installer()
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(installer.InstallError, match="CUDA|GPU"):
+        installer.check_cuda_build_environment()
+    assert installer.main([]) == 1

@@ -1,7 +1,7 @@
 """Optional backend: neural-renderer-pytorch 1.1.3 behind ``MeshRenderer``'s interface.
 
 Only for comparison and benchmarks; nothing in the project needs it. It is CUDA-only, has to
-be built with the source edits in ``tools/install_neural_renderer.sh`` on PyTorch 2.x, and
+be built with the source edits in ``tools/install_neural_renderer.py`` on PyTorch 2.x, and
 renders square images only.
 
 How our inputs map onto it:
@@ -29,7 +29,7 @@ from torch import Tensor
 from hand_lib.render.settings import RenderSettings
 
 INSTALL_HINT = (
-    "install it on a CUDA machine with tools/install_neural_renderer.sh (it applies the "
+    "install it on a CUDA machine with `python tools/install_neural_renderer.py` (it applies the "
     "PyTorch 2.x source edits), or use RenderSettings(backend='torch')"
 )
 
