@@ -99,7 +99,10 @@ def load_backbone_weights(net: nn.Module, path: str | os.PathLike) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when not strict
+        raise ValueError(f"{path} does not match {type(net).__name__}: {exc}") from exc
     if missing or unexpected:
         raise ValueError(
             f"{path} does not match {type(net).__name__}: missing keys {missing[:5]}"
