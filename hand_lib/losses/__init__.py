@@ -1,0 +1,60 @@
+"""Every loss term of S2HAND and HaMuCo as a small, tested, pure function.
+
+Each function returns a scalar tensor and states its formula, shapes and units; the
+original weights live in :mod:`hand_lib.losses.weights`. Layering: imports only from
+``geometry`` and ``mano``.
+"""
+
+from hand_lib.losses.keypoints import (
+    HUBER_THRESHOLD_PX,
+    KEYPOINT_BONES,
+    S2HAND_KEYPOINT_WEIGHTS,
+    bone_direction_loss,
+    heatmap_integral_loss,
+    heatmap_to_image_coords,
+    huber_like,
+    keypoint_2d_l1_loss,
+    keypoint_2d_loss,
+    keypoint_consistency_loss,
+    soft_argmax_2d,
+)
+from hand_lib.losses.priors import (
+    ANGLE_LIMITS_MAX_RAD,
+    ANGLE_LIMITS_MIN_RAD,
+    ANGLE_PRIOR_AXIS_WEIGHTS,
+    SCALE_ANCHOR_BONE,
+    SCALE_ANCHOR_LENGTH_M,
+    bone_length_anchor_loss,
+    finger_pose,
+    joint_angle_prior_loss,
+    pose_prior_loss,
+    shape_regularizer,
+)
+from hand_lib.losses.weights import HaMuCoLossWeights, S2HandLossWeights, weighted_total
+
+__all__ = [
+    "ANGLE_LIMITS_MAX_RAD",
+    "ANGLE_LIMITS_MIN_RAD",
+    "ANGLE_PRIOR_AXIS_WEIGHTS",
+    "HUBER_THRESHOLD_PX",
+    "KEYPOINT_BONES",
+    "S2HAND_KEYPOINT_WEIGHTS",
+    "SCALE_ANCHOR_BONE",
+    "SCALE_ANCHOR_LENGTH_M",
+    "HaMuCoLossWeights",
+    "S2HandLossWeights",
+    "bone_direction_loss",
+    "bone_length_anchor_loss",
+    "finger_pose",
+    "heatmap_integral_loss",
+    "heatmap_to_image_coords",
+    "huber_like",
+    "joint_angle_prior_loss",
+    "keypoint_2d_l1_loss",
+    "keypoint_2d_loss",
+    "keypoint_consistency_loss",
+    "pose_prior_loss",
+    "shape_regularizer",
+    "soft_argmax_2d",
+    "weighted_total",
+]
