@@ -18,6 +18,15 @@ from hand_lib.losses.keypoints import (
     keypoint_consistency_loss,
     soft_argmax_2d,
 )
+from hand_lib.losses.mesh import laplacian_smoothness_loss, mesh_laplacian, uniform_laplacian
+from hand_lib.losses.photometric import (
+    IMAGE_CONFIDENCE_MIN,
+    composite_over_background,
+    image_confidence,
+    mean_colour_loss,
+    photometric_loss,
+    texture_outlier_loss,
+)
 from hand_lib.losses.priors import (
     ANGLE_LIMITS_MAX_RAD,
     ANGLE_LIMITS_MIN_RAD,
@@ -37,6 +46,7 @@ __all__ = [
     "ANGLE_LIMITS_MIN_RAD",
     "ANGLE_PRIOR_AXIS_WEIGHTS",
     "HUBER_THRESHOLD_PX",
+    "IMAGE_CONFIDENCE_MIN",
     "KEYPOINT_BONES",
     "S2HAND_KEYPOINT_WEIGHTS",
     "SCALE_ANCHOR_BONE",
@@ -45,16 +55,24 @@ __all__ = [
     "S2HandLossWeights",
     "bone_direction_loss",
     "bone_length_anchor_loss",
+    "composite_over_background",
     "finger_pose",
     "heatmap_integral_loss",
     "heatmap_to_image_coords",
     "huber_like",
+    "image_confidence",
     "joint_angle_prior_loss",
     "keypoint_2d_l1_loss",
     "keypoint_2d_loss",
     "keypoint_consistency_loss",
+    "laplacian_smoothness_loss",
+    "mean_colour_loss",
+    "mesh_laplacian",
+    "photometric_loss",
     "pose_prior_loss",
     "shape_regularizer",
     "soft_argmax_2d",
+    "texture_outlier_loss",
+    "uniform_laplacian",
     "weighted_total",
 ]
