@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from hand_lib.data import HanCo
+from hand_lib.data import HanCo, synthetic
 from hand_lib.data.synthetic import (
     CONFIG_FILE,
     FrameSynthesizer,
     SyntheticConfig,
+    frame_done,
     frame_files,
     generate,
     load_visibility,
@@ -247,3 +248,36 @@ def test_other_config_in_same_root_is_refused(dataset: Path) -> None:
     with pytest.raises(ValueError, match="another config"):
         generate(dataset, SyntheticConfig(num_train_sequences=2, num_test_sequences=1,
                                           frames_per_sequence=2, seed=4), progress=False)
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+def test_statistics_and_figures(dataset: Path, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hand_lib.data.overview import (
+        hanco_statistics,
+        multiview_root,
+        plot_pose_statistics,
+        plot_views,
+    )
+
+    stats = hanco_statistics(dataset, max_frames=4)
+    summary = stats.summary()
+    assert summary["frames"] == 4 and summary["images"] == 32
+    assert summary["projection_error_px"] < 0.5 and summary["fit_error_m"] < 1e-4
+    assert 0.33 <= summary["camera_distance_m_min"] and summary["camera_distance_m_max"] <= 0.87
+    assert stats.joint_angles_deg.shape == (4, 15) and stats.visible.shape == (32, 21)
+    sample = HanCo(dataset, split="all", mode="multi", pseudo_labels=False)[0]
+    plot_views(sample, [np.ones(21, bool)] * 8, "x").savefig(tmp_path / "views.png")
+    plot_pose_statistics(stats).savefig(tmp_path / "stats.png")
+    assert (tmp_path / "views.png").stat().st_size > 10_000
+    assert multiview_root("hanco", "smoke", str(dataset)) == dataset
+    monkeypatch.setitem(synthetic.PROFILE_SIZES, "smoke", (1, 0, 1))  # one frame
+    made = multiview_root("synthetic", "smoke", str(tmp_path / "made"), workers=1, progress=False)
+    assert made == tmp_path / "made" and frame_done(made, 0, 0)
+    with pytest.raises(ValueError, match="data_root"):
+        multiview_root("hanco", "smoke", "")

@@ -221,6 +221,16 @@ class SyntheticFrame:
     visibility: list[dict[str, Any]]
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng([int(k) for k in key])
 
@@ -278,7 +288,14 @@ class FrameSynthesizer:
                                             scene.skin_seed))
 
     def frame(self, seq: int, frame: int) -> SyntheticFrame:
-        """Pose, render and label one frame."""
+        """Pose, render and label one frame.
+
+        Runs with one torch thread whatever the caller's setting: the bytes then do not
+        depend on it, and on a busy machine more threads were ~20 times slower."""
+        with _torch_threads(1):
+            return self._frame(seq, frame)
+
+    def _frame(self, seq: int, frame: int) -> SyntheticFrame:
         c = self.config
         scene = self.sequence(seq)
         rng = _rng(c.seed, _RNG_FRAME, seq, frame)
@@ -510,16 +527,6 @@ def _prepare_root(root: Path, config: SyntheticConfig) -> None:
         _atomic_write(meta_path, meta)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 _WORKER: tuple[FrameSynthesizer, Path] | None = None
 
 
@@ -590,13 +597,15 @@ def generate(root: str | os.PathLike[str], config: SyntheticConfig, workers: int
                desc=f"synthetic {root.name}")
     try:
         if workers <= 1 or len(todo) <= 1:
-            with _torch_threads(1):
-                synth = FrameSynthesizer(config)
-                for seq, frame in todo:
-                    write_frame(root, synth.frame(seq, frame), config.jpeg_quality)
-                    bar.update(V)
+            synth = FrameSynthesizer(config)
+            for seq, frame in todo:
+                write_frame(root, synth.frame(seq, frame), config.jpeg_quality)
+                bar.update(V)
         else:
-            ctx = mp.get_context("spawn")
+            # fork (Linux) starts workers without re-importing torch, as DataLoader does;
+            # spawn elsewhere. The output does not depend on it.
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            ctx = mp.get_context(method)
             with ctx.Pool(workers, initializer=_init_worker, initargs=(config, str(root))) as pool:
                 for _ in pool.imap_unordered(_work, todo, chunksize=1):
                     bar.update(V)
