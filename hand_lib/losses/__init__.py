@@ -19,6 +19,15 @@ from hand_lib.losses.keypoints import (
     soft_argmax_2d,
 )
 from hand_lib.losses.mesh import laplacian_smoothness_loss, mesh_laplacian, uniform_laplacian
+from hand_lib.losses.multiview import (
+    align_views,
+    consistency_phase,
+    distillation_loss,
+    fused_points,
+    multiview_consistency_loss,
+    relative_rotations,
+    similarity_with_rotation,
+)
 from hand_lib.losses.photometric import (
     IMAGE_CONFIDENCE_MIN,
     composite_over_background,
@@ -53,10 +62,14 @@ __all__ = [
     "SCALE_ANCHOR_LENGTH_M",
     "HaMuCoLossWeights",
     "S2HandLossWeights",
+    "align_views",
     "bone_direction_loss",
     "bone_length_anchor_loss",
     "composite_over_background",
+    "consistency_phase",
+    "distillation_loss",
     "finger_pose",
+    "fused_points",
     "heatmap_integral_loss",
     "heatmap_to_image_coords",
     "huber_like",
@@ -68,9 +81,12 @@ __all__ = [
     "laplacian_smoothness_loss",
     "mean_colour_loss",
     "mesh_laplacian",
+    "multiview_consistency_loss",
     "photometric_loss",
     "pose_prior_loss",
+    "relative_rotations",
     "shape_regularizer",
+    "similarity_with_rotation",
     "soft_argmax_2d",
     "texture_outlier_loss",
     "uniform_laplacian",
