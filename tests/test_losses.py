@@ -7,7 +7,6 @@ truth with finite gradients there.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -22,7 +21,6 @@ from hand_lib.losses import (
     bone_direction_loss,
     bone_length_anchor_loss,
     heatmap_integral_loss,
-    heatmap_to_image_coords,
     huber_like,
     joint_angle_prior_loss,
     keypoint_2d_l1_loss,
@@ -30,7 +28,6 @@ from hand_lib.losses import (
     keypoint_consistency_loss,
     pose_prior_loss,
     shape_regularizer,
-    soft_argmax_2d,
     weighted_total,
 )
 
@@ -169,28 +166,7 @@ def test_bone_direction_coincident_joints_finite_gradient() -> None:
     assert torch.isfinite(pred.grad).all()
 
 
-# ----------------------------------------------------------------- soft-argmax, heatmaps
-def test_soft_argmax_peak_and_blob() -> None:
-    hm = torch.full((1, 2, 16, 20), -50.0, dtype=torch.float64)
-    hm[0, 0, 5, 7] = 50.0  # row 5, column 7
-    hm[0, 1, 3, 4] = hm[0, 1, 3, 5] = 50.0  # two equal pixels -> midpoint
-    uv = soft_argmax_2d(hm)
-    assert uv.shape == (1, 2, 2)
-    assert torch.allclose(uv[0, 0], torch.tensor([7.0, 5.0], dtype=torch.float64), atol=1e-9)
-    assert torch.allclose(uv[0, 1], torch.tensor([4.5, 3.0], dtype=torch.float64), atol=1e-9)
-    flat = soft_argmax_2d(torch.zeros(1, 1, 16, 20))
-    assert torch.allclose(flat[0, 0], torch.tensor([9.5, 7.5]))  # uniform map -> centre
-    with pytest.raises(ValueError, match=r"\(B, J, H, W\)"):
-        soft_argmax_2d(torch.zeros(1, 16, 20))
-
-
-def test_heatmap_to_image_coords_aligns_pixel_centres() -> None:
-    uv = torch.tensor([[-0.5, -0.5], [31.5, 31.5], [63.5, 63.5], [0.0, 0.0]])
-    got = heatmap_to_image_coords(uv, (64, 64), (224, 224))
-    expected = torch.tensor([[-0.5, -0.5], [111.5, 111.5], [223.5, 223.5], [1.25, 1.25]])
-    assert torch.allclose(got, expected)
-
-
+# ---------------------------------------------------------------- heatmap integral loss
 def test_heatmap_integral_loss_hand_computed_and_stacks() -> None:
     target = _keypoints(1)
     pred = target.clone()
@@ -203,18 +179,6 @@ def test_heatmap_integral_loss_hand_computed_and_stacks() -> None:
     )
     # stacks are summed
     assert heatmap_integral_loss([pred, pred], target).item() == pytest.approx(10.0 / 21)
-
-
-def test_heatmap_integral_loss_end_to_end_from_heatmaps() -> None:
-    target = torch.tensor([[[10.0, 20.0]] * 21])  # (1, 21, 2) image pixels at 64 px
-    hm = torch.full((1, 21, 16, 16), -30.0)
-    hm[..., 5, 2] = 30.0  # heatmap (u=2, v=5) -> image ((2.5)*4-0.5, (5.5)*4-0.5) = (9.5, 21.5)
-    hm.requires_grad_(True)
-    uv = heatmap_to_image_coords(soft_argmax_2d(hm), (16, 16), (64, 64))
-    loss = heatmap_integral_loss(uv, target)
-    loss.backward()
-    assert loss.item() == pytest.approx(math.hypot(0.5, 1.5), rel=1e-5)
-    assert torch.isfinite(hm.grad).all()
 
 
 def test_heatmap_integral_loss_zero_at_truth_finite_gradient() -> None:

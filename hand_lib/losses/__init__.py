@@ -11,12 +11,10 @@ from hand_lib.losses.keypoints import (
     S2HAND_KEYPOINT_WEIGHTS,
     bone_direction_loss,
     heatmap_integral_loss,
-    heatmap_to_image_coords,
     huber_like,
     keypoint_2d_l1_loss,
     keypoint_2d_loss,
     keypoint_consistency_loss,
-    soft_argmax_2d,
 )
 from hand_lib.losses.mesh import laplacian_smoothness_loss, mesh_laplacian, uniform_laplacian
 from hand_lib.losses.multiview import (
@@ -71,7 +69,6 @@ __all__ = [
     "finger_pose",
     "fused_points",
     "heatmap_integral_loss",
-    "heatmap_to_image_coords",
     "huber_like",
     "image_confidence",
     "joint_angle_prior_loss",
@@ -87,7 +84,6 @@ __all__ = [
     "relative_rotations",
     "shape_regularizer",
     "similarity_with_rotation",
-    "soft_argmax_2d",
     "texture_outlier_loss",
     "uniform_laplacian",
     "weighted_total",

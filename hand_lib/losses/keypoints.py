@@ -30,12 +30,10 @@ __all__ = [
     "S2HAND_KEYPOINT_WEIGHTS",
     "bone_direction_loss",
     "heatmap_integral_loss",
-    "heatmap_to_image_coords",
     "huber_like",
     "keypoint_2d_l1_loss",
     "keypoint_2d_loss",
     "keypoint_consistency_loss",
-    "soft_argmax_2d",
 ]
 
 NUM_KEYPOINTS = 21
@@ -199,56 +197,6 @@ def bone_direction_loss(
     return sq.mean()
 
 
-def soft_argmax_2d(heatmaps: Tensor, *, beta: float = 1.0) -> Tensor:
-    """Integral (soft-argmax) keypoint coordinates of heatmaps.
-
-    ``p = softmax(beta * h)`` over the H x W pixels of each map; the coordinates are
-    ``(sum p * col, sum p * row)``, so pixel centres sit at integer coordinates and the range
-    is ``[0, W - 1] x [0, H - 1]``. Differentiable everywhere.
-
-    Args:
-        heatmaps: (B, J, H, W) unnormalised heatmaps (logits, or scores scaled by ``beta``).
-        beta: inverse temperature (> 0); large values approach the hard argmax.
-
-    Returns:
-        (B, J, 2) coordinates (u = column, v = row) in heatmap pixels.
-    """
-    check_shape(heatmaps, (None, None, None, None), "heatmaps", "(B, J, H, W)")
-    if beta <= 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    B, J, H, W = heatmaps.shape
-    prob = torch.softmax(beta * heatmaps.flatten(2), dim=-1).view(B, J, H, W)
-    cols = torch.arange(W, dtype=heatmaps.dtype, device=heatmaps.device)
-    rows = torch.arange(H, dtype=heatmaps.dtype, device=heatmaps.device)
-    u = (prob.sum(2) * cols).sum(-1)  # marginal over rows, then expectation over columns
-    v = (prob.sum(3) * rows).sum(-1)
-    return torch.stack([u, v], dim=-1)
-
-
-def heatmap_to_image_coords(
-    coords_hm: Tensor, heatmap_size: tuple[int, int], image_size: tuple[int, int]
-) -> Tensor:
-    """Map heatmap-pixel coordinates to image pixels (pixel centres aligned).
-
-    ``u_img = (u_hm + 0.5) * W_img / W_hm - 0.5`` and likewise for v with heights: the
-    heatmap covers the same field of view as the image at a lower resolution (e.g. 64 -> 224).
-
-    Args:
-        coords_hm: (..., 2) coordinates from :func:`soft_argmax_2d`, heatmap pixels.
-        heatmap_size: (H_hm, W_hm).
-        image_size: (H_img, W_img).
-
-    Returns:
-        (..., 2) coordinates, image pixels.
-    """
-    check_tensor(coords_hm, "coords_hm")
-    if coords_hm.ndim < 1 or coords_hm.shape[-1] != 2:
-        raise ValueError(f"coords_hm must have shape (..., 2), got {tuple(coords_hm.shape)}")
-    (h_hm, w_hm), (h_img, w_img) = heatmap_size, image_size
-    scale = coords_hm.new_tensor([w_img / w_hm, h_img / h_hm])
-    return (coords_hm + 0.5) * scale - 0.5
-
-
 def heatmap_integral_loss(
     keypoints_px: Tensor | Sequence[Tensor],
     target_px: Tensor,
@@ -256,8 +204,9 @@ def heatmap_integral_loss(
 ) -> Tensor:
     """S2HAND's heatmap integral loss: confidence^2-weighted Euclidean distance, per stack.
 
-    For each hourglass stack ``s`` with integral keypoints ``x^s`` (from
-    :func:`soft_argmax_2d` and :func:`heatmap_to_image_coords`):
+    For each hourglass stack ``s`` with integral (soft-argmax) keypoints ``x^s`` in image
+    pixels (``HourglassOutput.keypoints_2d_stacks`` of ``hand_lib.models``, whose
+    ``soft_argmax`` is the library's one readout):
     ``L = sum_s [ sum_{b,j} c_bj^2 ||x^s_bj - y_bj|| / sum_{b,j} c_bj^2 ]``
     (summed, not averaged, over stacks, as in the original). 0 when every confidence is 0.
 
