@@ -55,7 +55,8 @@ class FitResult:
         scale: () fitted scale factor of the template.
         albedo: (3,) fitted RGB albedo in [0, 1] (photometric fits), else None.
         losses: loss per step.
-        ious: silhouette IoU (alpha > 0.5 vs target > 0.5) per step, before the update.
+        ious: silhouette IoU (alpha > 0.5 vs target > 0.5) before each step, then the final
+            one (``steps + 1`` values).
     """
 
     translation_m: Tensor
@@ -100,7 +101,7 @@ def fit_translation_scale(
         target_rgb: (H, W, 3) target image, or None for a silhouette fit.
         lighting: (1, 11) S2HAND lighting for the photometric fit (None: ambient white).
         steps: Adam steps.
-        lr: Adam learning rate.
+        lr: initial Adam learning rate (cosine-decayed to lr / 20 over the steps).
 
     Returns:
         FitResult (detached tensors).
@@ -129,6 +130,10 @@ def fit_translation_scale(
                                    requires_grad=True)
         params.append(albedo_logit)
     optimizer = torch.optim.Adam(params, lr=lr)
+    # Cosine decay to lr / 20: scale and depth both set the apparent size, and Adam at a
+    # constant rate keeps oscillating along that valley.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1),
+                                                          eta_min=lr / 20)
     template = template_m.detach()[None]
     faces_b = faces[None] if faces.dim() == 2 else faces
     K_b = K[None] if K.dim() == 2 else K
@@ -153,6 +158,7 @@ def fit_translation_scale(
         result.losses.append(float(loss.detach()))
         loss.backward()
         optimizer.step()
+        schedule.step()
 
     with torch.no_grad():
         result.translation_m = translation().detach()

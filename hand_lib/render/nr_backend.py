@@ -103,6 +103,38 @@ class NeuralRendererBackend:
         camera = self._camera(vertices, K)
         return self.renderer(vertices, faces.int().contiguous(), mode="silhouettes", **camera)
 
+    def render_rgb(
+        self,
+        vertices: Tensor,
+        faces: Tensor,
+        K: Tensor,
+        face_colors: Tensor | None,
+        vertex_colors: Tensor | None,
+        lighting: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """neural_renderer's shaded image (B, H, W, 3) and alpha (B, H, W), nothing else.
+
+        Inputs as ``MeshRenderer.render`` after checking: faces (B, F, 3), K (B, 3, 3),
+        lighting (B, 11).
+        """
+        from hand_lib.render.shade import Lighting, face_light, face_normals
+
+        camera = self._camera(vertices, K)
+        B, V, _ = vertices.shape
+        offset = (torch.arange(B, device=vertices.device) * V)[:, None, None]
+        face_xyz = vertices.reshape(B * V, 3)[faces + offset]  # (B, F, 3, 3)
+        light = face_light(face_normals(face_xyz), Lighting.from_params(lighting))
+        if face_colors is not None:
+            albedo = face_colors
+        elif vertex_colors is not None:
+            albedo = vertex_colors.reshape(B * V, 3)[faces + offset].mean(dim=2)
+        else:
+            albedo = torch.ones_like(light)
+        textures = (albedo * light)[:, :, None, None, None, :].contiguous()
+        rgb, _, alpha = self.renderer(vertices, faces.int().contiguous(), textures, mode=None,
+                                      **camera)
+        return rgb.permute(0, 2, 3, 1), alpha
+
     def render(
         self,
         vertices: Tensor,
@@ -116,26 +148,11 @@ class NeuralRendererBackend:
         """``RenderOutput`` like ``MeshRenderer.render`` (see the module docstring)."""
         from hand_lib.render.rasterize import rasterize
         from hand_lib.render.renderer import RenderOutput, _face_geometry, _Inputs, visible_surface
-        from hand_lib.render.shade import Lighting, face_light, face_normals
 
-        camera = self._camera(vertices, K)
-        B, V, _ = vertices.shape
-        F_ = faces.shape[1]
-        inputs = _Inputs(vertices, faces, K, face_colors, vertex_colors, lighting)
-        face_xyz, face_uv = _face_geometry(inputs)
-        light = face_light(face_normals(face_xyz.view(B, F_, 3, 3)), Lighting.from_params(lighting))
-        if face_colors is not None:
-            albedo = face_colors
-        elif vertex_colors is not None:
-            offset = (torch.arange(B, device=vertices.device) * V)[:, None, None]
-            albedo = vertex_colors.reshape(B * V, 3)[faces + offset].mean(dim=2)
-        else:
-            albedo = torch.ones_like(light)
-        textures = (albedo * light)[:, :, None, None, None, :].contiguous()
-        rgb, _, alpha = self.renderer(vertices, faces.int().contiguous(), textures, mode=None,
-                                      **camera)
+        rgb, alpha = self.render_rgb(vertices, faces, K, face_colors, vertex_colors, lighting)
         with torch.no_grad():
-            fragments = rasterize(face_uv, face_xyz, B, self.settings, soft=False)
+            inputs = _Inputs(vertices, faces, K, face_colors, vertex_colors, lighting)
+            face_xyz, face_uv = _face_geometry(inputs)
+            fragments = rasterize(face_uv, face_xyz, vertices.shape[0], self.settings, soft=False)
             depth, face_index = visible_surface(face_xyz, face_uv, fragments)
-        return RenderOutput(alpha=alpha, depth_m=depth, rgb=rgb.permute(0, 2, 3, 1),
-                            face_index=face_index)
+        return RenderOutput(alpha=alpha, depth_m=depth, rgb=rgb, face_index=face_index)
