@@ -17,56 +17,38 @@ equal to the shape stage's. HaMuCo's weight decay is not given either: AdamW's u
 
 ``quick`` divides the epochs by 10 (at least 1) and ``smoke`` runs one epoch; both scale the
 milestones in proportion (fractional epochs are allowed) and shrink batch sizes and log and
-checkpoint intervals for a CPU. The loss weights in ``loss.weights`` are those of REFERENCE;
-the ``model``/``data`` sections hold the few facts the model and data code need.
+checkpoint intervals for a CPU. ``loss.weights`` lists the stage's terms with the weights of
+:mod:`hand_lib.losses.weights` (field names as there); the ``model``/``data`` sections hold the
+few facts the model and data code need.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, fields
 from typing import Any, Literal
 
+from hand_lib.losses.weights import HaMuCoLossWeights, S2HandLossWeights
 from hand_lib.train.config import ExperimentConfig
 from hand_lib.train.config_io import load_config
 
 Profile = Literal["full", "quick", "smoke"]
 
-S2HAND_LOSS_WEIGHTS = {
-    "keypoints_2d": 1e-3,
-    "bone_direction_2d": 0.1,
-    "heatmap_integral": 1e-3,
-    "consistency_2d_3d": 2e-4,
-    "bone_scale": 0.1,
-    "joint_angle_prior": 0.1,
-    "shape_regulariser": 1e-2,
-    "laplacian": 0.1,
-    "photometric": 5e-3,
-    "mean_colour": 1e-3,
-    "texture_outlier": 5e-3,
-}
 _S2HAND_TERMS = {
-    "s2hand_shape": ("keypoints_2d", "bone_direction_2d", "bone_scale", "joint_angle_prior"),
+    "s2hand_shape": ("keypoint_2d", "bone_direction", "scale_anchor", "angle_prior"),
     "s2hand_kp": ("heatmap_integral",),
     "s2hand_finetune": (
-        "keypoints_2d", "bone_direction_2d", "bone_scale", "joint_angle_prior",
-        "shape_regulariser", "laplacian", "heatmap_integral", "consistency_2d_3d",
-        "photometric", "mean_colour", "texture_outlier",
+        "keypoint_2d", "bone_direction", "scale_anchor", "angle_prior", "shape_regularizer",
+        "laplacian", "heatmap_integral", "keypoint_consistency", "photometric", "mean_colour",
+        "texture_outlier",
     ),
-    "s2hand_e2e": tuple(S2HAND_LOSS_WEIGHTS),
+    "s2hand_e2e": tuple(f.name for f in fields(S2HandLossWeights)),
 }
 _S2HAND_PARTS = {
     "s2hand_shape": ("shape",),
     "s2hand_kp": ("keypoint",),
     "s2hand_finetune": ("shape", "keypoint", "texture"),
     "s2hand_e2e": ("shape", "keypoint", "texture"),
-}
-HAMUCO_LOSS_WEIGHTS = {
-    "keypoints_2d_single": 1.0,
-    "keypoints_2d_cross": 1.0,
-    "multiview_consistency": 1.0,
-    "distillation": 1.0,
-    "shape_prior": 1.0,
-    "pose_prior": 0.01,
 }
 
 STAGES = ("s2hand_shape", "s2hand_kp", "s2hand_finetune", "s2hand_e2e", "hamuco")
@@ -92,7 +74,7 @@ def _s2hand(stage: str) -> dict[str, Any]:
             # The fine-tuning stage starts from the two first stages' weights.
             "init_from": ["s2hand_shape", "s2hand_kp"] if stage == "s2hand_finetune" else [],
         },
-        "loss": {"weights": {t: S2HAND_LOSS_WEIGHTS[t] for t in _S2HAND_TERMS[stage]}},
+        "loss": {"weights": {t: getattr(S2HandLossWeights(), t) for t in _S2HAND_TERMS[stage]}},
         "data": {"image_size": 224},
     }
 
@@ -106,7 +88,7 @@ def _hamuco() -> dict[str, Any]:
                   "checkpoint_every_steps": 2000, "log_every_steps": 50},
         "model": {"method": "hamuco", "backbone": "resnet18", "image_size": 256,
                   "interaction_layers": 2, "attention_heads": 4},
-        "loss": {"weights": dict(HAMUCO_LOSS_WEIGHTS)},
+        "loss": {"weights": asdict(HaMuCoLossWeights())},
         "data": {"views": 8, "image_size": 256, "rotation_deg": 180.0, "colour_jitter": True},
     }
 

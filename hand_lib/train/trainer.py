@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,7 +415,11 @@ class Trainer:
             if self.scaler is not None:
                 self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # A skipped first step makes torch warn that the scheduler stepped before the
+            # optimiser; stepping it anyway is deliberate (the lr follows the global step).
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         pos.step += 1
         pos.batch_in_epoch += 1
 
