@@ -378,34 +378,40 @@ class _SoftCoverage(torch.autograd.Function):
         num_pixels: int,
         width: int,
         height: int,
+        chunk: int,
     ) -> Tensor:
         log_keep = -F.softplus(pair_signed_d2 / sigma)
         out = face_uv.new_zeros(num_pixels).index_add_(0, pair_pixel, log_keep)
         ctx.save_for_backward(face_uv, pair_corner, pair_pixel, pair_signed_d2)
-        ctx.sigma, ctx.width, ctx.height = sigma, width, height
+        ctx.sigma, ctx.width, ctx.height, ctx.chunk = sigma, width, height, chunk
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        face_uv, ia, pair_pixel, signed = ctx.saved_tensors
+        face_uv, corner_ids, pixel_ids, signed_d2 = ctx.saved_tensors
         sigma, W, H = ctx.sigma, ctx.width, ctx.height
         corners = face_uv.reshape(-1, 2)
-        ib = torch.where(ia % 3 == 2, ia - 2, ia + 1)  # the edge's other end
-        a, b = corners.index_select(0, ia), corners.index_select(0, ib)
-        px = (pair_pixel % W).to(face_uv.dtype)
-        py = torch.div(pair_pixel, W, rounding_mode="floor").remainder(H).to(face_uv.dtype)
-        w = torch.stack([px, py], dim=1) - a
-        e = b - a
-        t = ((w * e).sum(1) / (e * e).sum(1).clamp_min(1e-24)).clamp(0.0, 1.0)
-        r = w - t[:, None] * e
-        # dL/d(d^2) = dL/dout * d(-softplus(+-d^2 / sigma))/d(d^2)
-        sign = torch.where(signed >= 0, 1.0, -1.0).to(signed.dtype)
-        g = grad_out.index_select(0, pair_pixel) * torch.sigmoid(signed / sigma) * (-sign / sigma)
-        g_r = (-2.0 * g)[:, None] * r
         grad = torch.zeros_like(corners)
-        grad.index_add_(0, ia, (1.0 - t)[:, None] * g_r)
-        grad.index_add_(0, ib, t[:, None] * g_r)
-        return grad.view_as(face_uv), None, None, None, None, None, None, None
+        # In chunks of pairs, like the forward pass: ~100 bytes of temporaries per pair.
+        for start in range(0, corner_ids.numel(), ctx.chunk):
+            ia = corner_ids[start:start + ctx.chunk]
+            pair_pixel = pixel_ids[start:start + ctx.chunk]
+            signed = signed_d2[start:start + ctx.chunk]
+            ib = torch.where(ia % 3 == 2, ia - 2, ia + 1)  # the edge's other end
+            a, b = corners.index_select(0, ia), corners.index_select(0, ib)
+            px = (pair_pixel % W).to(face_uv.dtype)
+            py = torch.div(pair_pixel, W, rounding_mode="floor").remainder(H).to(face_uv.dtype)
+            w = torch.stack([px, py], dim=1) - a
+            e = b - a
+            t = ((w * e).sum(1) / (e * e).sum(1).clamp_min(1e-24)).clamp(0.0, 1.0)
+            r = w - t[:, None] * e
+            # dL/d(d^2) = dL/dout * d(-softplus(+-d^2 / sigma))/d(d^2)
+            sign = torch.where(signed >= 0, 1.0, -1.0).to(signed.dtype)
+            g = grad_out.index_select(0, pair_pixel) * torch.sigmoid(signed / sigma)
+            g_r = ((2.0 / sigma) * sign * g)[:, None] * r
+            grad.index_add_(0, ia, (1.0 - t)[:, None] * g_r)
+            grad.index_add_(0, ib, t[:, None] * g_r)
+        return grad.view_as(face_uv), None, None, None, None, None, None, None, None
 
 
 def soft_silhouette(face_uv: Tensor, fragments: Fragments, settings: RenderSettings) -> Tensor:
@@ -431,5 +437,6 @@ def soft_silhouette(face_uv: Tensor, fragments: Fragments, settings: RenderSetti
         fragments.batch_size * H * W,
         W,
         H,
+        settings.max_pairs_per_chunk,
     )
     return (-torch.expm1(log_empty)).view(fragments.batch_size, H, W)
