@@ -445,9 +445,13 @@ def frame_done(root: str | os.PathLike[str], seq: int, frame: int, num_cameras: 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, then rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    try:
+        f = open(tmp, "wb")
+    except FileNotFoundError:  # first file of its folder (cheaper than a mkdir per file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(tmp, "wb")
+    with f:
         f.write(data)
     os.replace(tmp, path)
 

@@ -91,7 +91,7 @@ def cluttered_background(rng: np.random.Generator, size: tuple[int, int],
                 r = width / 2
                 draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=skin)
     if rng.random() < 0.5:
-        img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.5))))
+        img = img.filter(ImageFilter.BoxBlur(float(rng.uniform(0.5, 2.5))))
     out = np.asarray(img, dtype=np.float32) / 255.0
     out = out + rng.uniform(0.0, 0.06) * (_value_noise(rng, size, 56) - 0.5)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
