@@ -281,3 +281,36 @@ def test_statistics_and_figures(dataset: Path, tmp_path: Path,
     assert made == tmp_path / "made" and frame_done(made, 0, 0)
     with pytest.raises(ValueError, match="data_root"):
         multiview_root("hanco", "smoke", "")
+
+
+# --------------------------------------------------------------------------- model and prior
+
+
+def test_a_mano_file_is_rendered_when_given(tmp_path: Path, random_model_arrays: dict) -> None:
+    from hand_lib.mano import save_model_file
+
+    path = save_model_file(tmp_path / "MANO_RIGHT.pkl", random_model_arrays)
+    config = SyntheticConfig(num_train_sequences=1, num_test_sequences=0, frames_per_sequence=1,
+                             mano_path=str(path))
+    data = FrameSynthesizer(config).frame(0, 0)
+    layer = ManoLayer(path, dtype=torch.float64)
+    out = layer(*(torch.from_numpy(x)[None] for x in (data.pose, data.betas, data.global_t)))
+    assert np.abs(out.keypoints[0].numpy() - data.xyz).max() < 1e-9
+    assert np.abs(FrameSynthesizer(SyntheticConfig()).frame(0, 0).xyz - data.xyz).max() > 1e-3
+    assert data.mask.any()
+
+
+def test_pose_prior_natural_and_extreme() -> None:
+    from hand_lib.data.synthetic_scene import PosePrior, sample_pca_pose
+
+    layer = ManoLayer()
+    prior = PosePrior.from_components(layer.hands_components.numpy())
+    assert np.allclose(prior.scales, 1.0)  # open hand: coefficients ~ N(0, 1)
+    official = PosePrior.from_components(np.linalg.qr(np.random.default_rng(0)
+                                                      .normal(size=(45, 45)))[0])
+    assert official.scales[0] > 1.0 > official.scales[10]  # unit rows: decaying spectrum
+    rng = np.random.default_rng(0)
+    natural = np.stack([sample_pca_pose(rng, prior, False) for _ in range(200)])
+    extreme = np.stack([sample_pca_pose(rng, prior, True) for _ in range(200)])
+    assert np.abs(natural).max() <= 2.0
+    assert (np.abs(extreme[:, :6]).max(1) >= 2.5).all()
