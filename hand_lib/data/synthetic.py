@@ -676,7 +676,6 @@ def main(argv: list[str] | None = None) -> None:
             overrides[key] = value
     config = SyntheticConfig.for_profile(args.profile, **overrides)
     root = args.root if args.root is not None else DEFAULT_ROOT / args.profile
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     report = generate(root, config, workers=args.workers, progress=not args.no_progress)
     print(f"{root}: {report.frames_written} frames written ({report.images_written} images, "
           f"{report.images_per_second:.1f} img/s), {report.frames_skipped} already done")
