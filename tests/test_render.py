@@ -382,7 +382,7 @@ def test_chunk_size_does_not_change_results(hand_scene):
     vertices, faces, K = hand_scene
     colors = torch.rand(2, vertices.shape[1], 3, generator=torch.Generator().manual_seed(0))
     outputs, grads = [], []
-    for chunk in (1 << 21, 5000):
+    for chunk in (None, 5000):
         renderer = MeshRenderer(RenderSettings(image_size=(112, 112), max_pairs_per_chunk=chunk))
         v = vertices.clone().requires_grad_(True)
         out = renderer.render(v, faces, K, vertex_colors=colors)
@@ -435,6 +435,11 @@ def test_settings_are_validated():
         RenderSettings(image_size=(0, 8))
     with pytest.raises(ValueError, match="backend"):
         RenderSettings(backend="opengl")
+    with pytest.raises(ValueError, match="max_pairs_per_chunk"):
+        RenderSettings(max_pairs_per_chunk=0)
+    assert RenderSettings().chunk_pairs(torch.device("cpu")) == 1 << 19
+    assert RenderSettings().chunk_pairs(torch.device("cuda")) == 1 << 21
+    assert RenderSettings(max_pairs_per_chunk=77).chunk_pairs(torch.device("cpu")) == 77
     s = RenderSettings.from_dict({"image_size": [32, 48], "background": [1, 1, 1]})
     assert s.image_size == (32, 48) and s.background == (1.0, 1.0, 1.0)
     # Coverage at the margin is the cutoff: sigmoid(-margin^2 / sigma) == soft_cutoff.
@@ -469,16 +474,22 @@ def test_neural_renderer_backend_refuses_clearly_when_unavailable():
                            "(tools/install_neural_renderer.py); not installed here")
 def test_silhouettes_agree_with_neural_renderer(hand_scene):
     vertices, faces, K = hand_scene
-    vertices, K = vertices.cuda(), torch.stack([K, K]).cuda()
-    # Keep the faces' winding as in MANO; neural_renderer draws both sides (fill_back).
-    ours = MeshRenderer(RenderSettings(image_size=(112, 112))).silhouette(vertices, faces.cuda(),
-                                                                          K)
-    nr = MeshRenderer(RenderSettings(image_size=(112, 112), backend="neural_renderer"))
-    theirs = nr.silhouette(vertices, faces.cuda(), K)
-    assert theirs.shape == ours.shape
-    assert (silhouette_iou(ours, theirs) > 0.98).all()
-    out = nr.render(vertices, faces.cuda(), K)
-    assert (silhouette_iou(out.alpha, ours) > 0.98).all()
+    K = K.clone()
+    K[:2] *= 2.0  # the 112 px scene at 224 px
+    K[:2, 2] += 0.5
+    vertices, faces, K = vertices.cuda(), faces.cuda(), torch.stack([K, K]).cuda()
+    ours = MeshRenderer(RenderSettings(image_size=(224, 224)))
+    nr = MeshRenderer(RenderSettings(image_size=(224, 224), backend="neural_renderer"))
+    theirs = nr.silhouette(vertices, faces, K)
+    assert theirs.shape == (2, 224, 224)
+    # Same pixel-centre rule, both sides drawn: the hard masks agree to the edge pixels.
+    hard = ours.render_fast(vertices, faces, K).alpha
+    assert (silhouette_iou(hard, theirs) > 0.98).all()
+    # Our soft silhouette's 1/2 level lies ~1 px outside the outline (see rasterize.py).
+    assert (silhouette_iou(ours.silhouette(vertices, faces, K), theirs) > 0.88).all()
+    out = nr.render(vertices, faces, K)
+    assert (silhouette_iou(out.alpha, hard) > 0.98).all()
+    assert torch.equal(out.face_index, ours.render_fast(vertices, faces, K).face_index)
 
 
 def _load_installer():

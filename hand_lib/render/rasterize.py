@@ -15,7 +15,7 @@ How it works, and why it needs no (B, pixels, faces) tensor:
    enough.
 2. Each face's screen box, grown by the soft margin, gives ``w * h`` candidate pixels; all
    boxes are enumerated into flat pair lists with ``repeat_interleave`` (no Python loop over
-   faces), in chunks of at most ``settings.max_pairs_per_chunk`` pairs.
+   faces), in chunks of at most ``settings.chunk_pairs(device)`` pairs.
 3. Pairs farther than the margin are dropped. For the rest, the z-buffer is a single
    ``scatter_reduce(amin)`` over int64 keys that pack the float32 depth bits (high 32 bits;
    positive floats order like their bit patterns) and the face id (low 32 bits), so the
@@ -295,7 +295,7 @@ def rasterize(
     zbuffer = torch.full((batch_size * H * W,), _EMPTY, dtype=torch.int64, device=device)
     kept: list[tuple[Tensor, Tensor, Tensor]] = []
     dtype = face_uv.dtype
-    for start, end, pairs in _chunks(boxes.counts, settings.max_pairs_per_chunk):
+    for start, end, pairs in _chunks(boxes.counts, settings.chunk_pairs(device)):
         pair_face, pair_pixel, lx, ly = _enumerate_pairs(boxes, start, end, pairs, W, dtype)
         if boxes.shift is not None:
             lx += boxes.shift[0].index_select(0, pair_face)
@@ -437,6 +437,6 @@ def soft_silhouette(face_uv: Tensor, fragments: Fragments, settings: RenderSetti
         fragments.batch_size * H * W,
         W,
         H,
-        settings.max_pairs_per_chunk,
+        settings.chunk_pairs(face_uv.device),
     )
     return (-torch.expm1(log_empty)).view(fragments.batch_size, H, W)
