@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import math
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,6 +44,7 @@ from hand_lib.train import (
     stage_config,
 )
 from hand_lib.train import checkpoint as checkpoint_module
+from hand_lib.train.guard import BadStepGuard
 
 # --------------------------------------------------------------------------- helpers
 
@@ -289,18 +293,32 @@ def test_metrics_csv_columns_and_summary(tmp_path: Path) -> None:
         "step_00000021.pt", "step_00000028.pt", "step_00000030.pt"]
 
 
-def test_exact_resume_after_kill(tmp_path: Path) -> None:
-    cfg = small_config()
+@pytest.mark.parametrize(("mode", "checkpoint_every", "stop_at", "resumed_from"), [
+    ("killed mid-epoch", 7, 17, 14),
+    ("killed after an epoch's last step, before its validation", 10, 21, 20),
+    ("stopped by max_steps", 7, 12, 12),
+])
+def test_exact_resume(
+    tmp_path: Path, mode: str, checkpoint_every: int, stop_at: int, resumed_from: int
+) -> None:
+    cfg = small_config(**{"train.checkpoint_every_steps": checkpoint_every})
     straight, _ = train(tmp_path / "a", cfg)
 
-    with pytest.raises(KeyboardInterrupt):  # killed during step 18, last checkpoint at 14
-        train(tmp_path / "b", cfg, lambda: RegressionTask(crash_at=17))
-    assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_00000014.pt"
-    assert len(read_rows(tmp_path / "b" / "metrics.csv")) == 17
+    if mode == "stopped by max_steps":
+        seed_everything(cfg.train.seed)
+        with Trainer(RegressionTask(), NoisyRegression(), cfg, tmp_path / "b",
+                     val_data=NoisyRegression(12)) as trainer:
+            assert trainer.fit(max_steps=stop_at).stopped_early
+    else:
+        with pytest.raises(KeyboardInterrupt):  # killed inside step stop_at + 1
+            train(tmp_path / "b", cfg, lambda: RegressionTask(crash_at=stop_at))
+    last = latest_checkpoint(tmp_path / "b" / "checkpoints")
+    assert last is not None and last.name == f"step_{resumed_from:08d}.pt"
+    assert len(read_rows(tmp_path / "b" / "metrics.csv")) == stop_at
 
     # A different initialisation: everything must come from the checkpoint.
     resumed, summary = train(tmp_path / "b", cfg, seed=99, resume=True)
-    assert summary.steps == 30
+    assert summary.steps == 30 and not summary.stopped_early
 
     def curve(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in read_rows(path)]
@@ -346,6 +364,17 @@ def test_nan_guard_raises_after_consecutive_bad_steps(tmp_path: Path) -> None:
     assert len([r for r in read_rows(tmp_path / "metrics.csv") if r["bad_step"] == "1"]) == 4
 
 
+def test_fp16_overflow_is_counted_but_not_divergence() -> None:
+    guard = BadStepGuard(max_consecutive=2)
+    for step in range(1, 6):
+        guard.record(True, step=step, epoch=0, terms={"a": 1.0}, grad_norm=math.inf,
+                     overflow=True)
+    assert (guard.total, guard.overflows, guard.consecutive) == (5, 5, 0)
+    guard.record(True, step=6, epoch=0, terms={"a": 1.0}, grad_norm=math.inf)
+    with pytest.raises(TrainingDiverged, match=r"non-finite gradient norm \(inf\)"):
+        guard.record(True, step=7, epoch=0, terms={"a": 1.0}, grad_norm=math.inf)
+
+
 def test_training_step_contract_is_checked(tmp_path: Path) -> None:
     class ReturnsTensor(RegressionTask):
         def training_step(self, batch: dict, step: int):  # type: ignore[override]
@@ -375,6 +404,49 @@ def test_gradient_clipping_bounds_the_update(tmp_path: Path) -> None:
     after = torch.cat([p.detach().flatten() for p in task.parameters()])
     assert row is not None and row["grad_norm"] > 1.0  # the logged norm is the unclipped one
     assert float((after - before).norm()) == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_optimizer_param_groups_hook(tmp_path: Path) -> None:
+    class TwoRates(RegressionTask):
+        def optimizer_param_groups(self) -> list[dict]:
+            return [{"params": self.net[0].parameters(), "lr": 1e-4},
+                    {"params": self.net[2].parameters()}]
+
+    task = TwoRates()
+    task.net[0].bias.requires_grad_(False)
+    trainer = Trainer(task, NoisyRegression(), small_config(), tmp_path)
+    groups = trainer.optimizer.param_groups
+    assert [len(g["params"]) for g in groups] == [1, 2]  # the frozen bias is left out
+    assert groups[0]["lr"] == pytest.approx(1e-4 / 3) and groups[1]["lr"] == pytest.approx(1e-2 / 3)
+
+
+def test_tensorboard_when_installed_and_quiet_when_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    written: list[tuple[str, int]] = []
+
+    class FakeWriter:
+        def __init__(self, log_dir: str) -> None:
+            assert log_dir.endswith("tensorboard")
+
+        def add_scalar(self, name: str, value: float, step: int) -> None:
+            written.append((name, step))
+
+        def close(self) -> None:
+            written.append(("closed", -1))
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    train(tmp_path / "a", small_config(**{"train.epochs": 1}))
+    assert ("train/total", 10) in written and ("val/mse", 10) in written
+    assert written[-1] == ("closed", -1)
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    with caplog.at_level(logging.INFO, logger="hand_lib.train"):
+        train(tmp_path / "b", small_config(**{"train.epochs": 1}))
+    assert [r.message for r in caplog.records].count(
+        "tensorboard is not installed: metrics go to CSV only") == 1
 
 
 # --------------------------------------------------------------------------- checkpoints

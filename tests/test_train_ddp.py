@@ -43,6 +43,10 @@ class Task(nn.Module):
             mse = mse * float("nan")
         return {"mse": mse}
 
+    def validation_step(self, batch):
+        x, y = batch
+        return {"mse": ((self.net(x).squeeze(-1) - y) ** 2).mean()}
+
 
 def run(out: Path, batch_size: int, nan_on_rank: int) -> None:
     g = torch.Generator().manual_seed(5)
@@ -54,11 +58,13 @@ def run(out: Path, batch_size: int, nan_on_rank: int) -> None:
     })
     seed_everything(0)
     task = Task(nan_on_rank)
-    with Trainer(task, data, cfg, out) as trainer:
+    val_data = TensorDataset(x[:11], x[:11].sum(1))
+    with Trainer(task, data, cfg, out, val_data=val_data) as trainer:
         summary = trainer.fit()
         rank = trainer.dist.rank
-    torch.save({"state": task.state_dict(), "bad_steps": summary.bad_steps,
-                "steps": summary.steps}, out.parent / f"result_{out.name}_rank{rank}.pt")
+    result = {"state": task.state_dict(), "bad_steps": summary.bad_steps,
+              "steps": summary.steps, "val": summary.val_metrics}
+    torch.save(result, out.parent / f"result_{out.name}_rank{rank}.pt")
 
 
 if __name__ == "__main__":
@@ -94,6 +100,8 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
                      for p in (tmp_path / "ddp").rglob("*"))
     assert written == ["checkpoints", "checkpoints/step_00000003.pt",
                        "checkpoints/step_00000006.pt", "checkpoints/step_00000008.pt",
-                       "config.yaml", "metrics.csv"], written
+                       "config.yaml", "metrics.csv", "val_metrics.csv"], written
     log = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
     assert len(log) == 1 + 8 and log[3].split(",")[-2] == "1"  # step 3 logged as bad
+    # Validation is sharded (6 + 5 samples, batches of 4: 2 + 2 batches) and merged over ranks.
+    assert ranks[0]["val"] == ranks[1]["val"] and set(ranks[0]["val"]) == {"mse"}

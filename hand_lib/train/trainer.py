@@ -8,6 +8,10 @@ The trainer knows nothing about hands. A *task* is an ``nn.Module`` with::
     def validation_step(self, batch) -> dict[str, Tensor]:   # optional
         '''Named scalar metrics of one batch; averaged over batches.'''
 
+    def optimizer_param_groups(self) -> list[dict]:           # optional
+        '''torch param groups, e.g. a smaller lr for a pretrained encoder; frozen
+        (requires_grad False) parameters are dropped from them.'''
+
 Per step: move the batch to the device, forward under autocast (CUDA only), sum the terms,
 check the total is finite on every rank, backward (scaled for float16), unscale, compute the
 global gradient norm, skip the step if it is not finite, clip, step the optimiser, step the
@@ -76,6 +80,7 @@ class TrainSummary:
         steps: optimisation steps completed (including earlier runs when resumed).
         epochs_completed: full epochs completed.
         bad_steps: steps skipped by the NaN/inf guard, over the whole run.
+        overflow_steps: of those, float16 loss-scale overflows (GPU AMP only).
         wall_seconds: training wall time, over the whole run.
         final_losses: the terms and ``total`` of the last logged step (rank mean).
         val_metrics: the last validation metrics (empty without validation).
@@ -87,6 +92,7 @@ class TrainSummary:
     epochs_completed: int
     bad_steps: int
     wall_seconds: float
+    overflow_steps: int = 0
     final_losses: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)
     last_checkpoint: Path | None = None
@@ -178,10 +184,13 @@ class Trainer:
         seed_everything(tc.seed + self.dist.rank)
 
         self.task = task.to(self.device)
-        self.params = [p for p in task.parameters() if p.requires_grad]
+        groups_hook = getattr(task, "optimizer_param_groups", None)
+        groups = list(groups_hook()) if callable(groups_hook) else [{"params": task.parameters()}]
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+        self.params = [p for g in groups for p in g["params"]]
         if not self.params:
             raise ValueError(f"{type(task).__name__} has no trainable parameter")
-        self.optimizer = build_optimizer(self.params, config.optim)
+        self.optimizer = build_optimizer(groups, config.optim)
         self.sampler = ResumableBatchSampler(
             len(train_data), tc.batch_size, shuffle=tc.shuffle, seed=tc.seed,
             drop_last=tc.drop_last, rank=self.dist.rank, world_size=self.dist.world_size,
@@ -274,6 +283,7 @@ class Trainer:
         barrier(self.dist)
         return TrainSummary(
             steps=pos.step, epochs_completed=pos.epoch, bad_steps=self.guard.total,
+            overflow_steps=self.guard.overflows,
             wall_seconds=self._elapsed(), final_losses=final_losses, val_metrics=val_metrics,
             last_checkpoint=self.last_checkpoint, stopped_early=stopped_early,
         )
@@ -394,6 +404,7 @@ class Trainer:
         total = torch.stack([t.float().reshape(()) for t in terms.values()]).sum()
         bad = any_across_ranks(not bool(torch.isfinite(total.detach())), self.dist, self.device)
         grad_norm = float("nan")
+        overflow = False
         if not bad:
             if self.scaler is not None:
                 self.scaler.scale(total).backward()
@@ -405,6 +416,7 @@ class Trainer:
             grad_norm = float(norm)
             # Gradients are all-reduced under DDP, so every rank sees the same norm here.
             bad = not torch.isfinite(norm).item()
+            overflow = bad and self.scaler is not None and self.scaler.get_scale() >= 1.0
             if not bad:
                 if tc.grad_clip_norm is not None:
                     torch.nn.utils.clip_grads_with_norm_(self.params, tc.grad_clip_norm, norm)
@@ -439,7 +451,7 @@ class Trainer:
                                          pos.step, prefix="train/")
         hint = f"Last checkpoint: {self.last_checkpoint}." if self.last_checkpoint else ""
         self.guard.record(
-            bad, step=pos.step, epoch=pos.epoch, grad_norm=grad_norm, hint=hint,
+            bad, step=pos.step, epoch=pos.epoch, grad_norm=grad_norm, overflow=overflow, hint=hint,
             terms=({k: float(v) for k, v in row.items() if k not in RESERVED_COLUMNS}
                    if row is not None else {}),
         )
@@ -481,7 +493,11 @@ class Trainer:
             log.warning("resume: config differs from %s: %s", path, "; ".join(changed))
         if self.csv is not None and self.val_csv is not None:
             dropped = self.csv.truncate_after(self.position.step)
-            self.val_csv.truncate_after(self.position.step)
+            # A checkpoint on an epoch's last step precedes that epoch's validation, which the
+            # resumed run repeats: drop its row too.
+            step = self.position.step
+            at_epoch_end = self.position.batch_in_epoch == self.steps_per_epoch
+            self.val_csv.truncate_after(step - 1 if at_epoch_end else step)
             if dropped:
                 log.info("resume: dropped %d metric rows logged after the checkpoint", dropped)
         self._saved_step = self.position.step
