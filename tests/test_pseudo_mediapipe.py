@@ -9,6 +9,7 @@ import pytest
 
 from hand_lib.mano.joints import KEYPOINT_NAMES
 from hand_lib.pseudo.detector import Detection, detect_all
+from hand_lib.pseudo.labels import read_hanco_label
 from hand_lib.pseudo.mediapipe import (
     MEDIAPIPE_LANDMARK_NAMES,
     MEDIAPIPE_TO_HAND_LIB,
@@ -20,6 +21,7 @@ from hand_lib.pseudo.mediapipe import (
     landmarks_to_pixels,
     select_hand,
 )
+from hand_lib.pseudo.mediapipe_cli import label_folder
 
 _MEDIAPIPE_FINGER = {"thumb": "THUMB", "index": "INDEX_FINGER", "middle": "MIDDLE_FINGER",
                      "ring": "RING_FINGER", "pinky": "PINKY"}
@@ -119,6 +121,27 @@ def test_detect_all_stacks_results():
     assert dets.keypoints_px.shape == (2, 21, 2)
     assert dets.hand_found.tolist() == [False, True]
     assert dets.detection_rate == 0.5
+
+
+def test_label_folder_with_any_detector_resumes(tmp_path):
+    from PIL import Image
+
+    for cam, value in ((0, 0), (1, 200)):
+        d = tmp_path / "rgb_merged" / "0001" / f"cam{cam}"
+        d.mkdir(parents=True)
+        Image.fromarray(np.full((16, 16, 3), value, np.uint8)).save(d / "00000002.jpg")
+    (tmp_path / "rgb_merged" / "0001" / "notes").mkdir()  # ignored: not cam<k>
+    out = label_folder(tmp_path, image_dir="rgb_merged", detector=_ConstantDetector(),
+                       progress=False)
+    assert (out["labelled"], out["hands_found"], out["detection_rate"]) == (2, 1, 0.5)
+    assert out["per_camera"] == {"cam0": 0.0, "cam1": 1.0}
+    _, conf = read_hanco_label(tmp_path / "rgb_2D_keypoints" / "0001" / "cam1" / "00000002.json")
+    np.testing.assert_allclose(conf, 0.5)
+    again = label_folder(tmp_path, image_dir="rgb_merged", detector=_ConstantDetector(),
+                         progress=False)
+    assert again["labelled"] == 0 and again["skipped_existing"] == 2
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        label_folder(tmp_path, image_dir="rgb", detector=_ConstantDetector())
 
 
 _HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None

@@ -3,7 +3,8 @@
 ::
 
     tools/mediapipe_env.sh label ROOT [--image-dir rgb] [--label-dir rgb_2D_keypoints]
-        [--sequences 0 1 ...] [--limit N] [--overwrite] [--summary FILE]
+        [--sequences 0 1 ...] [--limit N] [--hand right|left|any] [--overwrite]
+        [--summary FILE]
 
 Reads ``ROOT/<image-dir>/<seq>/cam<k>/<frame>.jpg`` (also ``.png``), writes
 ``ROOT/<label-dir>/<seq>/cam<k>/<frame>.json`` = ``[kps 21x2, cfd 21]`` atomically, skips
@@ -59,7 +60,7 @@ def list_images(
 def label_folder(
     root: str | Path, *, image_dir: str = "rgb", label_dir: str = HANCO_LABEL_DIR,
     sequences: Sequence[int] | None = None, limit: int | None = None, overwrite: bool = False,
-    progress: bool = True, detector: Any = None,
+    progress: bool = True, hand: str = "right", detector: Any = None,
 ) -> dict[str, Any]:
     """Label every image of a HanCo-layout folder with MediaPipe Hands.
 
@@ -71,8 +72,10 @@ def label_folder(
         limit: stop after this many images (None = all).
         overwrite: redo labels that exist (default: skip them, so runs resume).
         progress: show a tqdm bar.
+        hand: which hand to keep (``"right"``, ``"left"``, ``"any"``); images are taken as
+            unmirrored camera images (see :func:`hand_lib.pseudo.mediapipe.select_hand`).
         detector: a :class:`~hand_lib.pseudo.detector.HandDetector` (default: a new
-            :class:`~hand_lib.pseudo.mediapipe.MediaPipeHands`).
+            :class:`~hand_lib.pseudo.mediapipe.MediaPipeHands` for ``hand``).
 
     Returns:
         Summary dict: ``images``, ``labelled``, ``skipped_existing``, ``hands_found``,
@@ -89,7 +92,7 @@ def label_folder(
     if own:
         from hand_lib.pseudo.mediapipe import MediaPipeHands
 
-        detector = MediaPipeHands()
+        detector = MediaPipeHands(hand=hand)
     labelled = skipped = found = 0
     per_cam: dict[int, list[int]] = {}
     try:
@@ -111,7 +114,7 @@ def label_folder(
         if own:
             detector.close()
     return {
-        "root": str(root), "image_dir": image_dir, "label_dir": label_dir,
+        "root": str(root), "image_dir": image_dir, "label_dir": label_dir, "hand": hand,
         "images": len(items), "labelled": labelled, "skipped_existing": skipped,
         "hands_found": found,
         "detection_rate": found / labelled if labelled else None,
@@ -130,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"label folder to write under root (default {HANCO_LABEL_DIR})")
     p.add_argument("--sequences", type=int, nargs="*", default=None, help="sequence ids")
     p.add_argument("--limit", type=int, default=None, help="label at most N images")
+    p.add_argument("--hand", choices=("right", "left", "any"), default="right",
+                   help="hand to keep (default right; 'any' ignores MediaPipe's handedness)")
     p.add_argument("--overwrite", action="store_true", help="redo existing labels")
     p.add_argument("--summary", type=Path, default=None, help="also write the summary here")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -137,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = label_folder(
         args.root, image_dir=args.image_dir, label_dir=args.label_dir,
         sequences=args.sequences, limit=args.limit, overwrite=args.overwrite,
-        progress=not args.no_progress)
+        progress=not args.no_progress, hand=args.hand)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.summary is not None:
