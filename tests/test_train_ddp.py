@@ -1,7 +1,7 @@
 """DDP test: ``torchrun --nproc_per_node 2`` on CPU (gloo) trains a tiny model through the
-shared trainer. Both ranks must end with identical parameters, equal to a single process
-training on the union of their batches; a NaN on one rank must make both skip the step;
-only rank 0 writes logs and checkpoints."""
+shared trainer, stops after 5 steps and resumes to 8. Both ranks must end with identical
+parameters, equal to a single process training on the union of their batches; a NaN on one
+rank must make both skip the step; only rank 0 writes logs and checkpoints."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ class Task(nn.Module):
         return {"mse": ((self.net(x).squeeze(-1) - y) ** 2).mean()}
 
 
-def run(out: Path, batch_size: int, nan_on_rank: int) -> None:
+def run(out: Path, batch_size: int, nan_on_rank: int, max_steps: int = 0,
+        resume: bool = False) -> None:
     g = torch.Generator().manual_seed(5)
     x = torch.randn(32, 4, generator=g)
     data = TensorDataset(x, x.sum(1))
@@ -59,8 +60,8 @@ def run(out: Path, batch_size: int, nan_on_rank: int) -> None:
     seed_everything(0)
     task = Task(nan_on_rank)
     val_data = TensorDataset(x[:11], x[:11].sum(1))
-    with Trainer(task, data, cfg, out, val_data=val_data) as trainer:
-        summary = trainer.fit()
+    with Trainer(task, data, cfg, out, val_data=val_data, resume=resume) as trainer:
+        summary = trainer.fit(max_steps=max_steps or None)
         rank = trainer.dist.rank
     result = {"state": task.state_dict(), "bad_steps": summary.bad_steps,
               "steps": summary.steps, "val": summary.val_metrics}
@@ -68,7 +69,8 @@ def run(out: Path, batch_size: int, nan_on_rank: int) -> None:
 
 
 if __name__ == "__main__":
-    run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+        sys.argv[5] == "resume")
 '''
 
 
@@ -78,12 +80,14 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
     script.write_text(SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(tmp_path / "ddp"), "4", "1"],
-        env=env, capture_output=True, text=True, timeout=240,
-    )
-    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    # Stop after 5 of the 8 steps (the NaN of step 3 is in this part), then resume.
+    for args in (["5", "fresh"], ["0", "resume"]):
+        ddp = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+             "2", str(script), str(tmp_path / "ddp"), "4", "1", *args],
+            env=env, capture_output=True, text=True, timeout=240,
+        )
+        assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
     # The same data seen by one process in batches of 8 (= the two ranks' batches of 4),
     # with the NaN on the whole batch of step 2.
     runpy.run_path(str(script), run_name="ddp_train")["run"](tmp_path / "single", 8, -1)
@@ -91,14 +95,15 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
     ranks = [torch.load(tmp_path / f"result_ddp_rank{r}.pt") for r in range(2)]
     reference = torch.load(tmp_path / "result_single_rank0.pt")
     for rank in ranks:
-        assert rank["steps"] == 8 and rank["bad_steps"] == 1  # both ranks skipped step 3
+        # Both ranks skipped step 3; the count survived the resume.
+        assert rank["steps"] == 8 and rank["bad_steps"] == 1
         for name, value in rank["state"].items():
             assert torch.equal(value, ranks[0]["state"][name]), name
             torch.testing.assert_close(value, reference["state"][name], rtol=1e-5, atol=1e-6)
     # Only rank 0 wrote: one set of logs and checkpoints, no per-rank copies.
     written = sorted(p.relative_to(tmp_path / "ddp").as_posix()
                      for p in (tmp_path / "ddp").rglob("*"))
-    assert written == ["checkpoints", "checkpoints/step_00000003.pt",
+    assert written == ["checkpoints", "checkpoints/step_00000005.pt",
                        "checkpoints/step_00000006.pt", "checkpoints/step_00000008.pt",
                        "config.yaml", "metrics.csv", "val_metrics.csv"], written
     log = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
