@@ -5,11 +5,17 @@ it fast on CPU."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
-from hand_lib.geometry import axis_angle_to_matrix, project_points, rot6d_to_matrix
+from hand_lib.geometry import (
+    axis_angle_to_matrix,
+    matrix_to_rot6d,
+    project_points,
+    rot6d_to_matrix,
+)
 from hand_lib.geometry.camera import world_to_camera
 from hand_lib.models import (
     HaMuCoConfig,
@@ -96,6 +102,24 @@ def test_weak_perspective_and_rotations_are_consistent(model: HaMuCoNet) -> None
         assert torch.allclose(branch.uvd[..., 2], s[..., 0] * branch.joints_rel[..., 2])
     # the cross-view shape is the single-view shape
     assert torch.equal(out.cross_view.betas, out.single_view.betas)
+
+
+def test_decode_follows_manos_axis_angle_convention_and_survives_half_turns(
+    model: HaMuCoNet,
+) -> None:
+    gen = torch.Generator().manual_seed(3)
+    axis_angle = torch.randn(3, 16, 3, generator=gen) * 0.4
+    axis_angle[2, 0] = torch.tensor([0.0, math.pi, 0.0])  # a global half turn
+    pose_6d = matrix_to_rot6d(axis_angle_to_matrix(axis_angle)).requires_grad_()
+    betas = torch.randn(3, 10, generator=gen) * 0.5
+    camera = torch.tensor([[5.0, 0.1, -0.2]]).repeat(3, 1)
+    out = model.decode(pose_6d, betas, camera)
+    ref = model.mano(axis_angle, betas, pose_type="axis_angle")  # mean pose added
+    expected = ref.keypoints - ref.keypoints[:, 9:10]
+    assert torch.allclose(out["joints_rel"], expected, atol=1e-5)
+    assert torch.allclose(out["pose_axis_angle"][:2], axis_angle[:2], atol=1e-4)
+    out["vertices_rel"].sum().backward()
+    assert torch.isfinite(pose_6d.grad).all()
 
 
 def test_cross_view_network_is_permutation_equivariant(model: HaMuCoNet) -> None:
@@ -191,6 +215,19 @@ def test_gradients_reach_the_encoder_from_both_branches(model: HaMuCoNet) -> Non
     head_grads = [p.grad for p in model.single_head.parameters()]
     assert all(g is None or g.abs().max() == 0 for g in head_grads)
     model.zero_grad(set_to_none=True)
+
+    # without the detach, cross-view losses also train the single-view head
+    net = HaMuCoNet(dataclasses.replace(SMALL, detach_single_view=False), mano=model.mano).eval()
+    net(x).cross_view.joints_rel.square().sum().backward()
+    assert net.single_head[-1].weight.grad.abs().max() > 0
+
+
+def test_resnet50_and_non_square_images(model: HaMuCoNet) -> None:
+    net = HaMuCoNet(dataclasses.replace(SMALL, encoder="resnet50"), mano=model.mano).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 2, 3, 64, 96))
+    assert out.cross_view.vertices_rel.shape == (1, 2, 778, 3)
+    assert torch.isfinite(out.cross_view.vertices_rel).all()
 
 
 def test_joint_features_are_sampled_at_detached_keypoints() -> None:

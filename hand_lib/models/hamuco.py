@@ -7,11 +7,12 @@ order), RGB in [0, 1], each a crop around the hand. No camera parameters are use
 32); a head on the pooled last stage regresses 16 local joint rotations in the 6D
 representation, 10 shape coefficients and a weak-perspective camera ``(s, tx, ty)``.
 
-**Pose convention** (HaMuCo's): the 6D rotations are converted to axis-angle
-(``pose_axis_angle``) and fed to MANO with ``flat_hand_mean=False``, which adds MANO's mean
-finger pose, so ``pose_axis_angle = 0`` (6D identity, where the head starts) is the mean
-pose and pose priors pull ``pose_axis_angle`` toward 0. Joint 0 is the global rotation,
-expressed in the camera's axes (x right, y down, z forward).
+**Pose convention** (HaMuCo's): the 6D finger rotations are converted to axis-angle
+(``pose_axis_angle``), MANO's pose parameter, to which MANO's mean finger pose is added
+(layer built with ``flat_hand_mean=False``), so ``pose_axis_angle = 0`` (6D identity, where
+the head starts) is the mean pose and pose priors pull ``pose_axis_angle`` toward 0. Joint 0
+is the global rotation, expressed in the camera's axes (x right, y down, z forward); it is
+used as a matrix (no mean pose is added to it).
 
 **Weak perspective**: positions are root-relative at keypoint 9 (middle MCP), metres, in
 the camera's axes. A point ``X`` projects to normalised crop coordinates
@@ -48,7 +49,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from hand_lib.geometry import matrix_to_axis_angle, rot6d_to_matrix
+from hand_lib.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
 from hand_lib.mano import MANO_TO_FREIHAND, ManoLayer
 from hand_lib.models.encoders import RESNETS, ImageEncoder
 from hand_lib.models.hamuco_blocks import CrossViewLayer, sample_joint_features
@@ -200,9 +201,9 @@ class SingleViewOutput:
         """(B, N, 21, 2) ``keypoints_2d`` in crop pixels; ``image_size`` = (H, W) of the crop."""
         return normalized_to_pixels(self.keypoints_2d, image_size)
 
-    def view(self, index: int) -> SingleViewOutput:
-        """The same output for one sample: every field indexed by ``index`` on dim 0, so
-        shapes lose the B dimension ((N, 21, 3) etc.)."""
+    def select_sample(self, index: int) -> SingleViewOutput:
+        """The same output for sample ``index`` of the batch: every field indexed on dim 0,
+        so shapes lose the B dimension ((N, 21, 3) etc.)."""
         return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
 
@@ -245,16 +246,15 @@ class HaMuCoNet(nn.Module):
 
     Args:
         config: :class:`HaMuCoConfig`.
-        mano: a ready :class:`ManoLayer` (built with ``flat_hand_mean=False`` so the 6D
-            identity is the mean pose); built from ``config.mano_path`` when None.
+        mano: a ready :class:`ManoLayer`, shared between models; built from
+            ``config.mano_path`` (with ``flat_hand_mean=False``: the 6D identity is the mean
+            pose) when None. A layer with ``flat_hand_mean=True`` makes it the flat hand.
     """
 
     def __init__(self, config: HaMuCoConfig | None = None, mano: ManoLayer | None = None):
         super().__init__()
         self.config = config = config or HaMuCoConfig()
         self.mano = mano if mano is not None else ManoLayer(config.mano_path or None)
-        if self.mano.flat_hand_mean:
-            raise ValueError("HaMuCoNet needs a ManoLayer with flat_hand_mean=False")
         self.num_betas = self.mano.num_betas
         self.encoder = ImageEncoder(config.encoder, config.encoder_weights or None)
         c = self.encoder.channels
@@ -312,14 +312,20 @@ class HaMuCoNet(nn.Module):
         """
         rot = rot6d_to_matrix(pose_6d)
         pose_aa = matrix_to_axis_angle(rot)
-        mano = self.mano(pose_aa, betas, pose_type="axis_angle")
+        # Fingers: MANO's axis-angle parameter plus the layer's mean pose, as MANO does it.
+        # The global rotation goes in as a matrix: no mean to add, and no trip through
+        # axis-angle, whose branch cut at pi the +-180 degree rotation augmentation reaches.
+        mean = self.mano.hands_mean.view(NUM_MANO_JOINTS - 1, 3)
+        fingers = axis_angle_to_matrix(pose_aa[:, 1:] + mean)
+        rot_mats = torch.cat([rot[:, :1], fingers], dim=1)
+        mano = self.mano(rot_mats, betas, pose_type="rotmat")
         root = mano.keypoints[:, ROOT : ROOT + 1]
         joints_rel = mano.keypoints - root
         vertices_rel = mano.vertices - root
         s = camera[:, None, 0:1]
         uv = s * joints_rel[..., :2] + camera[:, None, 1:3]
         return {
-            "pose_6d": pose_6d, "pose_axis_angle": pose_aa, "rot_mats": mano.rot_mats,
+            "pose_6d": pose_6d, "pose_axis_angle": pose_aa, "rot_mats": rot_mats,
             "betas": betas, "camera": camera, "vertices_rel": vertices_rel,
             "joints_rel": joints_rel, "keypoints_2d": uv,
             "uvd": torch.cat([uv, s * joints_rel[..., 2:3]], dim=-1),

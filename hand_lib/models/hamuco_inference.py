@@ -229,7 +229,7 @@ def predict_multiview(
         out = model(images[None])
     finally:
         model.train(was_training)
-    single, cross = out.single_view.view(0), out.cross_view.view(0)
+    single, cross = out.single_view.select_sample(0), out.cross_view.select_sample(0)
     rotations = None if calib is None else calib[1][:, :3, :3]
     fused_joints, fused_vertices = fuse_views(
         cross.joints_rel, cross.vertices_rel, rotations, reference_view=reference_view
