@@ -85,20 +85,18 @@ MEDIAPIPE_LANDMARK_NAMES: tuple[str, ...] = (
 """``mediapipe.solutions.hands.HandLandmark`` names, in MediaPipe's index order."""
 
 _FINGERS = ("THUMB", "INDEX", "MIDDLE", "RING", "PINKY")
-# Position along the finger, base (1) to tip (4). The thumb's joints are named CMC/MCP/IP/TIP
-# in MediaPipe and mcp/pip/dip/tip in FreiHAND, but the chains are the same four points.
-_POSITION = {"CMC": 1, "MCP": 1, "PIP": 2, "IP": 3, "DIP": 3, "TIP": 4}
+# Position along the finger, base (1) to tip (4). MediaPipe names the thumb's joints
+# CMC/MCP/IP/TIP and FreiHAND calls them mcp/pip/dip/tip, but both are the same four points.
+_THUMB_POSITION = {"CMC": 1, "MCP": 2, "IP": 3, "TIP": 4}
+_FINGER_POSITION = {"MCP": 1, "PIP": 2, "DIP": 3, "TIP": 4}
 
 
 def _mediapipe_key(name: str) -> tuple[str, int]:
     if name == "WRIST":
         return ("WRIST", 0)
-    finger = name.split("_")[0]
-    part = name.split("_")[-1]
-    pos = _POSITION[part]
-    if finger == "THUMB":  # thumb: CMC, MCP, IP, TIP are positions 1..4
-        pos = {"CMC": 1, "MCP": 2, "IP": 3, "TIP": 4}[part]
-    return (finger, pos)
+    finger, part = name.split("_")[0], name.split("_")[-1]
+    table = _THUMB_POSITION if finger == "THUMB" else _FINGER_POSITION
+    return (finger, table[part])
 
 
 def _hand_lib_key(index: int) -> tuple[str, int]:

@@ -30,6 +30,7 @@ configuration, so a seed reproduces the output exactly. NumPy only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -153,7 +154,8 @@ class SimulatedDetections:
     missing: np.ndarray
     hand_found: np.ndarray
 
-    def __iter__(self):  # noqa: ANN204 - tuple-style unpacking of the two main outputs
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Tuple-style unpacking of the two main outputs: ``kps, conf = detections``."""
         return iter((self.keypoints_px, self.confidence))
 
 
