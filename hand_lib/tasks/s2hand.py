@@ -112,9 +112,13 @@ class S2HandTask(nn.Module):
 
     def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, Tensor]:
         """Weighted loss terms of the stage (keys: :class:`S2HandLossWeights` fields)."""
-        out = self(batch)
         target, conf = batch["pseudo_2d"], batch["pseudo_conf"]
         w = self.weights
+        if self.stage == "kp":  # only the hourglass trains: skip the frozen encoder and MANO
+            hg = self.net.hourglass(batch["image"])
+            return {"heatmap_integral": w.heatmap_integral * heatmap_integral_loss(
+                hg.keypoints_2d_stacks, target, conf)}  # fmt: skip
+        out = self(batch)
         terms: dict[str, Tensor] = {}
         if self.stage != "kp":
             terms["keypoint_2d"] = w.keypoint_2d * keypoint_2d_loss(out.joints_2d, target, conf)
@@ -124,7 +128,7 @@ class S2HandTask(nn.Module):
             terms["angle_prior"] = w.angle_prior * joint_angle_prior_loss(out.pose_axis_angle)
             if not self.net.config.use_mean_shape:
                 terms["shape_regularizer"] = w.shape_regularizer * shape_regularizer(out.betas)
-        if self.stage != "shape":
+        if self.stage != "shape":  # finetune and e2e
             hg = out.hourglass
             terms["heatmap_integral"] = w.heatmap_integral * heatmap_integral_loss(
                 hg.keypoints_2d_stacks, target, conf)  # fmt: skip

@@ -1,0 +1,47 @@
+"""The suite's experiments: profiles, datasets, stage runners and the results table.
+
+What the notebooks call. Everything here is a thin composition of the library's layers
+(data, models, tasks, train, eval) so that each notebook cell stays one readable call.
+"""
+
+from hand_lib.experiments.data import hanco_dataset
+from hand_lib.experiments.evaluate import (
+    METRIC_COLUMNS,
+    collect_predictions,
+    ground_truth_vertices,
+    metrics_row,
+    per_sample_errors,
+)
+from hand_lib.experiments.s2hand import (
+    StageRun,
+    SupervisedTask,
+    build_task,
+    s2hand_config,
+    train_s2hand_stage,
+)
+from hand_lib.experiments.settings import (
+    PROFILE_SETTINGS,
+    SUITE_STAGES,
+    SuiteSettings,
+    suite_settings,
+    training_config,
+)
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "PROFILE_SETTINGS",
+    "SUITE_STAGES",
+    "StageRun",
+    "SuiteSettings",
+    "SupervisedTask",
+    "build_task",
+    "collect_predictions",
+    "ground_truth_vertices",
+    "hanco_dataset",
+    "metrics_row",
+    "per_sample_errors",
+    "s2hand_config",
+    "suite_settings",
+    "train_s2hand_stage",
+    "training_config",
+]
