@@ -330,6 +330,21 @@ def test_exact_resume(
         assert torch.equal(a, b), name
 
 
+def test_fit_in_parts_equals_one_fit(tmp_path: Path) -> None:
+    cfg = small_config()
+    straight, whole = train(tmp_path / "a", cfg)
+    seed_everything(cfg.train.seed)
+    task = RegressionTask()
+    with Trainer(task, NoisyRegression(), cfg, tmp_path / "b",
+                 val_data=NoisyRegression(12)) as trainer:
+        assert trainer.fit(max_steps=12).steps == 12
+        assert trainer.fit(max_steps=12).steps == 12  # already there: nothing is drawn
+        summary = trainer.fit()
+    assert summary.steps == 30 and summary.final_losses == whole.final_losses
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), task.parameters(),
+                                                 strict=True))
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
     _, summary = train(tmp_path, small_config(**{"train.epochs": 1}), resume=True)
     assert summary.steps == 10

@@ -253,6 +253,9 @@ class Trainer:
         val_metrics: dict[str, float] = {}
         stopped_early = False
         while pos.epoch < tc.epochs and not stopped_early:
+            if max_steps is not None and pos.step >= max_steps:
+                stopped_early = True
+                break
             self.sampler.set_epoch(pos.epoch, pos.batch_in_epoch)
             self.task.train()
             bar = tqdm(
@@ -281,10 +284,11 @@ class Trainer:
         if self._saved_step != pos.step:
             self.save()
         barrier(self.dist)
+        pos.elapsed_before, self._run_start = self._elapsed(), None
         return TrainSummary(
             steps=pos.step, epochs_completed=pos.epoch, bad_steps=self.guard.total,
             overflow_steps=self.guard.overflows,
-            wall_seconds=self._elapsed(), final_losses=final_losses, val_metrics=val_metrics,
+            wall_seconds=pos.elapsed_before, final_losses=final_losses, val_metrics=val_metrics,
             last_checkpoint=self.last_checkpoint, stopped_early=stopped_early,
         )
 
