@@ -152,3 +152,23 @@ _HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 def test_missing_mediapipe_gives_install_instructions():
     with pytest.raises(ImportError, match=r"mediapipe_env\.sh"):
         MediaPipeHands()
+
+
+def test_side_venv_modules_do_not_import_torch():
+    # The MediaPipe side venv has numpy<2 and no torch: these modules must load without it.
+    import subprocess
+    import sys
+
+    code = ("import sys, hand_lib.pseudo, hand_lib.pseudo.mediapipe_cli, "
+            "hand_lib.pseudo.simulated, hand_lib.pseudo.labels, hand_lib.pseudo.detector; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_package_exports_resolve():
+    import hand_lib.pseudo as pseudo
+
+    for name in pseudo.__all__:
+        assert getattr(pseudo, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pseudo.nope  # noqa: B018

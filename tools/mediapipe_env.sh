@@ -32,6 +32,15 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   # shellcheck disable=SC2086
   "$venv/bin/python" -m pip install -q $want
   "$venv/bin/python" -m pip install -q --no-deps -e "$root"
+  # Fail now, not at labelling time, if the wheel lacks the bundled hand models.
+  "$venv/bin/python" - <<'PY'
+import pathlib, mediapipe
+models = pathlib.Path(mediapipe.__file__).parent / "modules"
+need = ["palm_detection/palm_detection_full.tflite", "hand_landmark/hand_landmark_full.tflite"]
+missing = [m for m in need if not (models / m).is_file()]
+if missing:
+    raise SystemExit(f"mediapipe {mediapipe.__version__} lacks bundled hand models: {missing}")
+PY
   echo "$want" > "$stamp"
 fi
 if [ "${1:-}" = "label" ]; then
