@@ -13,6 +13,16 @@ confidence 0.
 - :mod:`~hand_lib.pseudo.report`: pseudo-label quality (2D error vs confidence, RANSAC
   triangulation, 3D error) as DataFrames.
 
+Typical use on a HanCo-layout folder (real HanCo or ``python -m hand_lib.data.synthetic``)::
+
+    from hand_lib.pseudo import label_hanco_simulated, hanco_pseudo_label_report
+    label_hanco_simulated(root, seed=0)          # writes rgb_2D_keypoints/, resumable
+    report = hanco_pseudo_label_report(root)     # .summary, .per_joint, .by_confidence
+
+    # MediaPipe labels, in the side venv, then the same report in the main one:
+    #   tools/mediapipe_env.sh label ROOT --image-dir rgb_merged --label-dir mp_rgb_merged
+    report = hanco_pseudo_label_report(root, label_dir="mp_rgb_merged")
+
 Names are imported lazily: the NumPy-only modules (detector, labels, mediapipe, simulated)
 must load in the MediaPipe side venv, which has no torch.
 """
