@@ -20,7 +20,7 @@ from hand_lib.train.optim import build_optimizer, build_scheduler, lr_multiplier
 from hand_lib.train.profiles import PROFILES, STAGES, stage_config
 from hand_lib.train.rng import seed_everything
 from hand_lib.train.sampler import ResumableBatchSampler
-from hand_lib.train.trainer import Trainer, TrainSummary
+from hand_lib.train.trainer import Trainer, TrainSummary, TrainTask
 from hand_lib.train.weights import freeze, load_weights
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "TrainSummary",
+    "TrainTask",
     "Trainer",
     "TrainingDiverged",
     "build_optimizer",

@@ -167,14 +167,14 @@ def _build(value: Any, tp: Any, path: str, origin: str) -> Any:
     if origin_tp in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # ``X | None``: report X's own, more precise, error
+            return _build(value, options[0], path, origin)
+        for arg in options:
             try:
                 return _build(value, arg, path, origin)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         raise ConfigError(
             f"{_where(origin, path)}: expected {_type_name(tp)}, got "
             f"{type(value).__name__} {value!r}"

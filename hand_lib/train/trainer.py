@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -70,6 +70,16 @@ from hand_lib.train.sampler import ResumableBatchSampler
 log = logging.getLogger("hand_lib.train")
 
 RESERVED_COLUMNS = frozenset({"step", "epoch", "lr", "total", "grad_norm", "bad_step", "seconds"})
+
+
+@runtime_checkable
+class TrainTask(Protocol):
+    """What the trainer needs from a model: an ``nn.Module`` with this method (see the module
+    docstring for the optional ``validation_step`` and ``optimizer_param_groups``)."""
+
+    def training_step(self, batch: Any, step: int) -> Mapping[str, torch.Tensor]:
+        """Named, already weighted, scalar loss terms of one batch (0-based global ``step``)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,10 @@ class Trainer:
 
     Launched by ``torchrun`` (RANK/WORLD_SIZE set), it joins the process group (NCCL on CUDA,
     gloo on CPU), wraps the task in DistributedDataParallel and shards every epoch.
+
+    The constructor seeds the global RNGs with ``train.seed + rank`` (call
+    :func:`~hand_lib.train.rng.seed_everything` yourself *before* building the model for a
+    reproducible initialisation), then restores them from the checkpoint when resuming.
     """
 
     def __init__(
@@ -167,7 +181,7 @@ class Trainer:
         collate_fn: Any = None,
         resume: bool | str | Path = False,
     ) -> None:
-        if not callable(getattr(task, "training_step", None)):
+        if not isinstance(task, TrainTask):
             raise TypeError(f"{type(task).__name__} has no training_step(batch, step) method")
         self.config = config
         self.out_dir = Path(out_dir)
