@@ -250,3 +250,13 @@ def test_compiles_with_inductor(random_model_arrays, tmp_path):
     assert torch.allclose(out.vertices, eager.vertices, atol=1e-5)
     out.vertices.sum().backward()
     assert pose.grad is not None and torch.isfinite(pose.grad).all()
+
+
+def test_model_arrays_never_enter_a_state_dict(random_model_arrays, tmp_path):
+    """MANO is licensed: checkpoints of networks holding a ManoLayer must not carry it."""
+    layer = ManoLayer(_write(tmp_path, random_model_arrays))
+    assert layer.state_dict() == {}
+    wrapper = torch.nn.ModuleDict({"mano": layer, "head": torch.nn.Linear(2, 2)})
+    assert all(not k.startswith("mano.") for k in wrapper.state_dict())
+    # the layer still moves with .to() (buffers, just not persistent ones)
+    assert layer.to(torch.float64).v_template.dtype == torch.float64

@@ -88,8 +88,11 @@ class ManoLayer(nn.Module):
         self.num_betas = int(model.shapedirs.shape[2])
         self.num_pca_max = int(model.hands_components.shape[0])
 
+        # Every buffer is non-persistent: the model file is licensed (MANO), so it must never
+        # travel inside a checkpoint or a shared state dict; the layer is rebuilt from the file.
         def buf(name: str, array: np.ndarray) -> None:
-            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype))
+            tensor = torch.as_tensor(np.ascontiguousarray(array), dtype=dtype)
+            self.register_buffer(name, tensor, persistent=False)
 
         V, J = model.num_vertices, model.num_joints
         buf("v_template", model.v_template)  # (V, 3)
@@ -105,10 +108,10 @@ class ManoLayer(nn.Module):
         buf("hands_components", model.hands_components)  # (C, 3*(J-1))
         mean = np.zeros_like(model.hands_mean) if flat_hand_mean else model.hands_mean
         buf("hands_mean", mean)  # (3*(J-1),)
-        self.register_buffer("faces", torch.as_tensor(model.faces, dtype=torch.long))
-        self.register_buffer("parents", torch.as_tensor(model.parents, dtype=torch.long))
-        self.register_buffer("tip_vertex_ids", torch.as_tensor(model.tip_vertex_ids))
-        self.register_buffer("keypoint_index", torch.as_tensor(MANO_TO_FREIHAND))
+        self.register_buffer("faces", torch.as_tensor(model.faces, dtype=torch.long), False)
+        self.register_buffer("parents", torch.as_tensor(model.parents, dtype=torch.long), False)
+        self.register_buffer("tip_vertex_ids", torch.as_tensor(model.tip_vertex_ids), False)
+        self.register_buffer("keypoint_index", torch.as_tensor(MANO_TO_FREIHAND), False)
         self._levels: list[tuple[str, str]] = []
         for depth, (ids, parent_ids) in enumerate(kinematic_levels(model.parents.tolist())):
             self.register_buffer(f"_level{depth}_ids", torch.as_tensor(ids), persistent=False)
