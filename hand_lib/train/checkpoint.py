@@ -2,21 +2,15 @@
 
 A checkpoint is a dict saved with ``torch.save``:
 
-=================  ==========================================================
-``format``         ``"hand_lib.train/1"``
-``model``          the task's ``state_dict()``
-``optimizer``      optimiser state
-``scheduler``      lr scheduler state
-``scaler``         GradScaler state, or None
-``step``           optimisation steps completed
-``epoch``          epoch in progress (0-based)
-``batch_in_epoch`` batches of that epoch already consumed (the sampler position)
-``world_size``     processes that wrote it
-``rng``            one :func:`hand_lib.train.rng.capture_rng_state` per rank
-``guard``          bad-step counters
-``elapsed_s``      training wall time so far
-``config``         the config as plain dicts
-=================  ==========================================================
+- ``format``: ``"hand_lib.train/1"``;
+- ``model``: the task's ``state_dict()``;
+- ``optimizer``, ``scheduler``: their state dicts; ``scaler``: GradScaler state or None;
+- ``step``: optimisation steps completed; ``epoch``: epoch in progress (0-based);
+  ``batch_in_epoch``: batches of that epoch already consumed (the sampler position);
+- ``world_size``: processes that wrote it; ``rng``: one
+  :func:`hand_lib.train.rng.capture_rng_state` per rank;
+- ``guard``: bad-step counters; ``elapsed_s``: training wall time so far;
+- ``config``: the config as plain dicts (``load_config(payload["config"], cls)`` rebuilds it).
 
 Only plain containers, numbers, strings and tensors are stored, so the files load with
 ``torch.load(weights_only=True)``.
