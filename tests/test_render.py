@@ -330,6 +330,33 @@ def test_sphere_pose_and_albedo_fit_through_photometric_loss_converges():
     assert fit.losses[-1] < 0.2 * fit.losses[0]
 
 
+def test_fit_rejects_bad_inputs():
+    vertices, faces, K = sphere_scene(16, 4, 6)
+    renderer = MeshRenderer(RenderSettings(image_size=(16, 16)))
+    target = torch.zeros(16, 16)
+    start = torch.tensor([0.0, 0.0, 0.5])
+    with pytest.raises(ValueError, match=r"target_alpha must be \(16, 16\)"):
+        fit_translation_scale(renderer, vertices, faces, K, target[:8], start, 0.05)
+    with pytest.raises(ValueError, match=r"template_m must be \(V, 3\)"):
+        fit_translation_scale(renderer, vertices[None], faces, K, target, start, 0.05)
+    with pytest.raises(ValueError, match="z > 0"):
+        fit_translation_scale(renderer, vertices, faces, K, target, -start, 0.05)
+    with pytest.raises(ValueError, match=r"target_rgb must be \(16, 16, 3\)"):
+        fit_translation_scale(renderer, vertices, faces, K, target, start, 0.05,
+                              target_rgb=torch.zeros(16, 16))
+
+
+def test_int32_faces_and_shared_K_forms_give_the_same_render():
+    vertices, faces, K = sphere_scene(24, 5, 8)
+    vertices = (vertices * 0.05 + torch.tensor([0.0, 0.0, 0.5]))[None]
+    renderer = MeshRenderer(RenderSettings(image_size=(24, 24)))
+    reference = renderer.render(vertices, faces, K[None])
+    for f, k in [(faces.int(), K), (faces[None], K[None]), (faces, K)]:
+        out = renderer.render(vertices, f, k)
+        assert torch.equal(out.face_index, reference.face_index)
+        assert torch.equal(out.alpha, reference.alpha)
+
+
 def test_iou_helpers():
     a = torch.zeros(2, 4, 4)
     b = torch.zeros(2, 4, 4)

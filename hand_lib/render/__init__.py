@@ -1,7 +1,14 @@
 """Differentiable mesh rendering in pure PyTorch (CPU and CUDA).
 
-See ``hand_lib.render.rasterize`` for the method and ``hand_lib.render.shade`` for the
-lighting model.
+- ``settings``: ``RenderSettings``, the frozen, validated settings.
+- ``rasterize``: sparse (face, pixel) rasterisation, z-buffer and the SoftRas silhouette
+  (the method, and why soft rather than antialiased, is in its docstring).
+- ``shade``: S2HAND's 11 lighting values, Lambertian face light, interpolation, compositing.
+- ``renderer``: ``MeshRenderer`` (input checks, ``silhouette``, ``render``, ``render_fast``)
+  and its named output ``RenderOutput``.
+- ``fit``: silhouette / photometric fitting loops and IoU helpers.
+- ``nr_backend``: optional neural-renderer-pytorch backend (CUDA only, never required).
+- ``primitives``: quads and spheres for tests and examples.
 """
 
 from hand_lib.render.nr_backend import BackendUnavailableError
