@@ -565,3 +565,37 @@ def test_every_preset_round_trips_through_yaml(stage: str, tmp_path: Path) -> No
         assert load_config(tmp_path / "c.yaml", ExperimentConfig) == cfg
     with pytest.raises(ValueError, match="unknown profile"):
         stage_config(stage, "fast")  # type: ignore[arg-type]
+
+
+
+class EpochAwareRegression(NoisyRegression):
+    """Records the epochs the trainer announces through ``transform.set_epoch``."""
+
+    class _Transform:
+        def __init__(self) -> None:
+            self.epochs: list[int] = []
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epochs.append(epoch)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transform = self._Transform()
+
+
+def test_trainer_tells_the_dataset_transform_each_epoch(tmp_path: Path) -> None:
+    """Augmentation seeded by (seed, epoch, index) must change between epochs."""
+    from torch.utils.data import Subset
+
+    from hand_lib.train.trainer import set_data_epoch
+
+    data = EpochAwareRegression()
+    cfg = small_config(**{"train.epochs": 3})
+    seed_everything(0)
+    with Trainer(RegressionTask(), data, cfg, tmp_path / "run") as trainer:
+        trainer.fit()
+    assert data.transform.epochs == [0, 1, 2]
+    wrapped = EpochAwareRegression()
+    set_data_epoch(Subset(wrapped, [0, 1]), 5)  # looks through wrappers
+    assert wrapped.transform.epochs == [5]
+    set_data_epoch([1, 2, 3], 1)  # nothing to tell: no error

@@ -144,6 +144,18 @@ def _check_terms(terms: Any) -> dict[str, torch.Tensor]:
     return dict(terms)
 
 
+def set_data_epoch(dataset: Any, epoch: int) -> None:
+    """Tell a dataset (or its ``transform``, e.g. :class:`hand_lib.data.HandCrop`) which
+    epoch starts, so augmentation seeded by ``(seed, epoch, index)`` changes between epochs
+    and stays exactly reproducible on resume. Wrappers (``Subset``) are looked through."""
+    while dataset is not None:
+        for owner in (dataset, getattr(dataset, "transform", None)):
+            if callable(getattr(owner, "set_epoch", None)):
+                owner.set_epoch(epoch)
+                return
+        dataset = getattr(dataset, "dataset", None)
+
+
 class Trainer:
     """Trains ``task`` on ``train_data`` as ``config`` says, writing into ``out_dir``.
 
@@ -271,6 +283,7 @@ class Trainer:
                 stopped_early = True
                 break
             self.sampler.set_epoch(pos.epoch, pos.batch_in_epoch)
+            set_data_epoch(self.train_data, pos.epoch)
             self.task.train()
             bar = tqdm(
                 total=self.steps_per_epoch, initial=pos.batch_in_epoch, leave=False,
