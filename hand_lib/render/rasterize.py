@@ -39,10 +39,17 @@ Why a soft rasteriser (SoftRas) and not hard rasterisation with analytic antiali
 - Cost. Only (face, pixel) pairs within the margin are touched, which for a hand at 224 x 224
   is ~0.1 M pairs per image; memory is O(pairs), never O(pixels x faces).
 
-The price, shared with SoftRas: coverage is not exactly 1 near edges shared by two faces
-(``1 - (1 - 1/2)^2 = 3/4`` on the edge itself at the silhouette of a single layer). On closed
-meshes the back layer fills most of it; the hard mask (``RenderOutput.mask``) and the
-z-buffered depth, face ids and colours are exact.
+The price, shared with SoftRas, comes from OR-ing per-face coverages:
+
+- coverage is not exactly 1 near edges shared by two faces (``1 - (1 - 1/2)^2 = 3/4`` on
+  the edge itself, for a single layer); on closed meshes the back layer fills most of it;
+- where several faces meet the outline (the front and back layer of a closed mesh), their
+  fringes add up and the 1/2 level of the soft silhouette lies ~0.5-1 px outside the hard
+  outline. Measured on the posed hand at 224 x 224: IoU(soft > 1/2, hard mask) = 0.91 at
+  ``sigma = 0.5`` px^2, 0.94 at 0.25, 0.96 at 0.1 (smaller sigma: less bias, shorter reach).
+
+The hard mask (``RenderOutput.mask``) and the z-buffered depth, face ids and colours are
+exact (pixel-centre sampling).
 """
 
 from __future__ import annotations
