@@ -4,7 +4,9 @@ An "image" is one camera view of one frame; each writes three JPEGs (rgb, rgb_me
 mask_hand) and two JSON files (per-camera MANO fit, visibility), plus the frame's calib, xyz
 and shape files. Measured end to end (process start-up, rendering, compositing, encoding,
 atomic writes) into a temporary folder, for each worker count, plus a per-stage split in one
-process. Prints a table and JSON (``--json PATH`` also writes it).
+process. Also reports images per CPU-second (user + system time of this process and its
+workers), which depends much less than wall time on other jobs sharing the machine, and the
+load average before and after each run. Prints a table and JSON (``--json PATH`` too).
 
     python benchmarks/bench_synthetic.py --frames 48 --workers 1 2
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +25,13 @@ from pathlib import Path
 import torch
 
 from hand_lib.data.synthetic import FrameSynthesizer, SyntheticConfig, generate, write_frame
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def stage_split(config: SyntheticConfig, frames: int, root: Path) -> dict[str, float]:
@@ -58,9 +68,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
             root = Path(tmp) / f"w{workers}"
+            load_before = os.getloadavg()[0]
+            cpu0 = _cpu_seconds()
             report = generate(root, config, workers=workers, progress=False, limit=args.frames)
+            cpu = _cpu_seconds() - cpu0
             rows.append({"workers": workers, "images": report.images_written,
-                         "seconds": report.seconds, "images_per_second": report.images_per_second})
+                         "seconds": report.seconds, "images_per_second": report.images_per_second,
+                         "cpu_seconds": cpu, "images_per_cpu_second": report.images_written / cpu,
+                         "load_before": load_before, "load_after": os.getloadavg()[0]})
         split = stage_split(config, min(args.frames, 16), Path(tmp) / "split")
     result = {
         "benchmark": "synthetic_generator",
@@ -71,10 +86,12 @@ def main() -> None:
         "runs": rows,
         **split,
     }
-    print(f"{'workers':>8} {'images':>8} {'seconds':>9} {'img/s':>8}")
+    print(f"{'workers':>8} {'images':>8} {'seconds':>9} {'img/s':>8} {'img/cpu-s':>10} "
+          f"{'load':>10}")
     for r in rows:
         print(f"{r['workers']:>8} {r['images']:>8} {r['seconds']:>9.2f} "
-              f"{r['images_per_second']:>8.1f}")
+              f"{r['images_per_second']:>8.1f} {r['images_per_cpu_second']:>10.1f} "
+              f"{r['load_before']:>4.1f}->{r['load_after']:<4.1f}")
     print(f"one process: synthesize {split['synthesize_ms_per_frame']:.1f} ms + write "
           f"{split['write_ms_per_frame']:.1f} ms per frame of {config.num_cameras} views")
     print(json.dumps(result, indent=1))
