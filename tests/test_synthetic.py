@@ -243,11 +243,17 @@ def test_resume_rewrites_only_the_missing_frame(dataset: Path, tmp_path: Path) -
     assert generate(root, CONFIG, workers=1, progress=False).frames_written == 0
 
 
-def test_other_config_in_same_root_is_refused(dataset: Path) -> None:
+def test_other_config_or_version_in_same_root_is_refused(dataset: Path, tmp_path: Path) -> None:
     assert (dataset / CONFIG_FILE).is_file()
     with pytest.raises(ValueError, match="another config"):
         generate(dataset, SyntheticConfig(num_train_sequences=2, num_test_sequences=1,
                                           frames_per_sequence=2, seed=4), progress=False)
+    old = json.loads((dataset / CONFIG_FILE).read_text())
+    old["generator_version"] -= 1
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / CONFIG_FILE).write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="version"):
+        generate(tmp_path / "old", CONFIG, progress=False)
 
 
 # --------------------------------------------------------------------------- notebook helpers
@@ -314,3 +320,35 @@ def test_pose_prior_natural_and_extreme() -> None:
     extreme = np.stack([sample_pca_pose(rng, prior, True) for _ in range(200)])
     assert np.abs(natural).max() <= 2.0
     assert (np.abs(extreme[:, :6]).max(1) >= 2.5).all()
+
+
+def test_occlusion_rule() -> None:
+    from hand_lib.data.synthetic import _visibility
+
+    S = 8
+    own = np.zeros((21, 16), dtype=bool)
+    own[:, 0] = True  # every keypoint owns part 0; part 1 is foreign
+    face_part = np.array([0, 1])
+    uv = np.full((21, 2), 3.0)
+    uv[5] = [20.0, 3.0]  # outside the image
+    uv[6] = [6.0, 6.0]  # on the background
+    depth = np.full(21, 0.5)
+    depth_map = np.zeros((S, S))
+    face_map = -np.ones((S, S), dtype=np.int64)
+    tolerance = np.full(21, 0.01)
+    cases = {  # keypoint: (face at its pixel, surface in front by metres, occluded?)
+        0: (0, 0.02, False),  # its own flesh, thicker than the tolerance
+        1: (1, 0.02, True),  # another part, beyond the tolerance
+        2: (1, 0.005, False),  # another part, within the tolerance (beside it, not over it)
+        3: (0, 0.05, True),  # anything 5 cm in front
+    }
+    for k, (face, gap, _) in cases.items():
+        u = np.array([1.0 + k, 1.0])
+        uv[k] = u
+        face_map[1, 1 + k] = face
+        depth_map[1, 1 + k] = 0.5 - gap
+    rec = _visibility(uv, depth, depth_map, face_map, tolerance, face_part, own, S)
+    for k, (_, _, occluded) in cases.items():
+        assert rec["occluded"][k] == occluded and rec["visible"][k] == (not occluded), k
+    assert not rec["in_image"][5] and not rec["visible"][5] and not rec["occluded"][5]
+    assert rec["visible"][6] and rec["surface_depth_m"][6] == 0.0

@@ -30,8 +30,10 @@ the per-camera fit gives the camera-space keypoints) up to float64 rounding.
     {"uv": 21 x 2 pixels (projection of xyz with K and M, OpenCV pixel centres),
      "depth_m": 21 keypoint depths z, metres,
      "in_image": 21 bool, inside [-0.5, W - 0.5] x [-0.5, H - 0.5] and in front of the camera,
-     "occluded": 21 bool, the rendered surface at the keypoint's pixel is more than
-                 "tolerance_m" in front of the keypoint (another part of the hand covers it),
+     "occluded": 21 bool, another part of the hand covers the keypoint: the surface seen at
+                 its pixel belongs to a part other than the keypoint's own (the bones that
+                 meet at it, from the skinning weights) and lies more than "tolerance_m" in
+                 front of it, or lies more than 4 cm in front of it whatever the part,
      "visible": 21 bool, in_image and not occluded,
      "surface_depth_m": 21 rendered depth at the keypoint's pixel (0: background),
      "tolerance_m": 21 per-keypoint thickness allowance (joints lie inside the flesh),
@@ -92,7 +94,8 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "synthetic_hanco"
 CONFIG_FILE = "synthetic.json"
 MASK_DIR = "mask_hand"
 VISIBILITY_DIR = "visibility"
-GENERATOR_VERSION = 1
+#: Bumped whenever the same config would write different bytes (2: occlusion by part).
+GENERATOR_VERSION = 2
 
 #: (training sequences, test sequences, frames per sequence) of each profile; 8 views each.
 PROFILE_SIZES: dict[str, tuple[int, int, int]] = {
@@ -264,6 +267,7 @@ class FrameSynthesizer:
         self.rest_vertices = self.layer.v_template.numpy()
         self.tips = self.layer.tip_vertex_ids.numpy()
         self.faces = self.layer.faces
+        self.face_part, self.own_parts = _hand_parts(self.layer)
         noise = _rng(config.seed, _RNG_NOISE).standard_normal((3, 2 * S, 2 * S))
         self.noise_tile = torch.from_numpy(noise.astype(np.float32))
 
@@ -345,8 +349,10 @@ class FrameSynthesizer:
                                         torch.from_numpy(M))
         uv = project_points(keypoints_cam, torch.from_numpy(K)).numpy()
         tolerance = keypoint_tolerance(xyz, verts)
+        face_index = render.face_index.numpy()
         visibility = [_visibility(uv[k], keypoints_cam[k, :, 2].numpy(),
-                                  render.depth_m[k].double().numpy(), tolerance, S)
+                                  render.depth_m[k].double().numpy(), face_index[k], tolerance,
+                                  self.face_part, self.own_parts, S)
                       for k in range(V)]
         return SyntheticFrame(seq=seq, frame=frame, K=K, M=M, xyz=xyz, pose=pose, betas=betas,
                               global_t=global_t, mano_cam=mano_cam, rgb=rgb,
@@ -401,22 +407,57 @@ def _composite(fg: torch.Tensor, alpha: torch.Tensor, background: np.ndarray,
                                                                                 1).numpy()
 
 
+#: A surface this far in front of a keypoint hides it, whichever part of the hand it is.
+OCCLUSION_DEPTH_M = 0.04
+
+
+def _hand_parts(layer: ManoLayer) -> tuple[np.ndarray, np.ndarray]:
+    """Which bone each face moves with, and which bones are each keypoint's own flesh.
+
+    Returns:
+        face_part (F,) int64: the MANO joint with the largest summed skinning weight over the
+        face's corners (a joint's part is the bone from it to its child);
+        own_parts (21, J) bool: for a keypoint on joint j, the parts of j and of its parent
+        keypoint's joint (the two bones meeting at it); for a fingertip, its distal bone.
+    """
+    from hand_lib.mano.joints import KEYPOINT_PARENTS
+
+    weights = layer.weights.numpy()
+    faces = layer.faces.numpy()
+    face_part = weights[faces].sum(1).argmax(1)
+    J = weights.shape[1]
+    mano_of = layer.keypoint_index.numpy()  # into [J joints, 5 tips]
+    own = np.zeros((21, J), dtype=bool)
+    for k in range(21):
+        if mano_of[k] < J:
+            own[k, mano_of[k]] = True
+        parent = KEYPOINT_PARENTS[k]
+        if parent >= 0:
+            own[k, mano_of[parent]] = True
+    return face_part, own
+
+
 def _visibility(uv: np.ndarray, depth: np.ndarray, depth_map: np.ndarray,
-                tolerance: np.ndarray, size: int) -> dict[str, Any]:
+                face_map: np.ndarray, tolerance: np.ndarray, face_part: np.ndarray,
+                own_parts: np.ndarray, size: int) -> dict[str, Any]:
     """The visibility record of one camera (see the module docstring)."""
     in_image = ((uv >= -0.5) & (uv <= size - 0.5)).all(1) & (depth > 0.01)
     px = np.clip(np.rint(uv), 0, size - 1).astype(np.int64)
     surface = depth_map[px[:, 1], px[:, 0]]
-    occluded = in_image & (surface > 0) & (depth - surface > tolerance)
+    face = face_map[px[:, 1], px[:, 0]]
+    hit = in_image & (face >= 0)
+    gap = np.where(hit, depth - surface, 0.0)
+    foreign = hit & ~own_parts[np.arange(21), face_part[np.maximum(face, 0)]]
+    occluded = (foreign & (gap > tolerance)) | (gap > OCCLUSION_DEPTH_M)
     return {
         "uv": uv.tolist(),
         "depth_m": depth.tolist(),
         "in_image": in_image.tolist(),
         "occluded": occluded.tolist(),
         "visible": (in_image & ~occluded).tolist(),
-        "surface_depth_m": np.where(in_image, surface, 0.0).tolist(),
+        "surface_depth_m": np.where(hit, surface, 0.0).tolist(),
         "tolerance_m": tolerance.tolist(),
-        "hand_pixels": int((depth_map > 0).sum()),
+        "hand_pixels": int((face_map >= 0).sum()),
     }
 
 
@@ -520,6 +561,12 @@ def _prepare_root(root: Path, config: SyntheticConfig) -> None:
     path = root / CONFIG_FILE
     if path.is_file():
         old = json.loads(path.read_text())
+        if old.get("config") == record["config"] and old != record:
+            raise ValueError(
+                f"{root} was written by synthetic generator version "
+                f"{old.get('generator_version')}, this is version {GENERATOR_VERSION} (its "
+                "files differ); delete the folder (and labels derived from it) or use another "
+                "root")
         if old != record:
             raise ValueError(f"{root} holds a synthetic dataset made with another config "
                              f"({old}); use another root or delete it. Wanted {record}")
