@@ -248,12 +248,24 @@ def test_other_config_or_version_in_same_root_is_refused(dataset: Path, tmp_path
     with pytest.raises(ValueError, match="another config"):
         generate(dataset, SyntheticConfig(num_train_sequences=2, num_test_sequences=1,
                                           frames_per_sequence=2, seed=4), progress=False)
-    old = json.loads((dataset / CONFIG_FILE).read_text())
-    old["generator_version"] -= 1
+    record = json.loads((dataset / CONFIG_FILE).read_text())
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / CONFIG_FILE).write_text(json.dumps(old))
+    (tmp_path / "old" / CONFIG_FILE).write_text(json.dumps({**record, "generator_version": 0}))
     with pytest.raises(ValueError, match="version"):
         generate(tmp_path / "old", CONFIG, progress=False)
+
+
+def test_version_1_folder_is_upgraded_in_place(dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "v1"
+    for rel, data in all_files(dataset).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    stale = root / "visibility" / "0000" / "cam0" / "00000000.json"
+    stale.write_text("{}")
+    record = json.loads((root / CONFIG_FILE).read_text())
+    (root / CONFIG_FILE).write_text(json.dumps({**record, "generator_version": 1}))
+    report = generate(root, CONFIG, workers=1, progress=False)
+    assert report.frames_written == 6 and all_files(root) == all_files(dataset)
 
 
 # --------------------------------------------------------------------------- notebook helpers

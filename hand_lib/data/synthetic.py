@@ -96,6 +96,9 @@ MASK_DIR = "mask_hand"
 VISIBILITY_DIR = "visibility"
 #: Bumped whenever the same config would write different bytes (2: occlusion by part).
 GENERATOR_VERSION = 2
+#: Older versions whose files differ from this one's only in files every frame rewrites
+#: (version 1: visibility/ only), so a folder they wrote is upgraded in place.
+UPGRADABLE_VERSIONS = (1,)
 
 #: (training sequences, test sequences, frames per sequence) of each profile; 8 views each.
 PROFILE_SIZES: dict[str, tuple[int, int, int]] = {
@@ -552,22 +555,36 @@ def _config_record(config: SyntheticConfig) -> dict[str, Any]:
     return {"generator_version": GENERATOR_VERSION, "config": asdict(config)}
 
 
-def _prepare_root(root: Path, config: SyntheticConfig) -> None:
+def _prepare_root(root: Path, config: SyntheticConfig) -> bool:
     """Create the root, check a resumed root was made with the same config, write
     ``synthetic.json`` and ``meta.json`` (only when they change, so resuming touches
-    nothing that is done)."""
+    nothing that is done).
+
+    Returns:
+        True when the root was written by an older generator version whose output differs
+        only in files that are rewritten (:data:`UPGRADABLE_VERSIONS`): every frame must
+        then be written again, and ``synthetic.json`` is updated once all are.
+    """
     root.mkdir(parents=True, exist_ok=True)
     record = _config_record(config)
     path = root / CONFIG_FILE
+    upgrade = False
     if path.is_file():
         old = json.loads(path.read_text())
-        if old.get("config") == record["config"] and old != record:
+        same_config = old.get("config") == record["config"]
+        if same_config and old.get("generator_version") in UPGRADABLE_VERSIONS:
+            logger.warning("%s was written by synthetic generator version %s; rewriting every "
+                           "frame with version %d (only visibility/ changes; labels derived "
+                           "from it are stale)", root, old.get("generator_version"),
+                           GENERATOR_VERSION)
+            upgrade = True
+        elif same_config and old != record:
             raise ValueError(
                 f"{root} was written by synthetic generator version "
                 f"{old.get('generator_version')}, this is version {GENERATOR_VERSION} (its "
                 "files differ); delete the folder (and labels derived from it) or use another "
                 "root")
-        if old != record:
+        elif old != record:
             raise ValueError(f"{root} holds a synthetic dataset made with another config "
                              f"({old}); use another root or delete it. Wanted {record}")
     else:
@@ -576,6 +593,7 @@ def _prepare_root(root: Path, config: SyntheticConfig) -> None:
     meta_path = root / "meta.json"
     if not meta_path.is_file() or meta_path.read_bytes() != meta:
         _atomic_write(meta_path, meta)
+    return upgrade
 
 
 _WORKER: tuple[FrameSynthesizer, Path] | None = None
@@ -637,11 +655,12 @@ def generate(root: str | os.PathLike[str], config: SyntheticConfig, workers: int
 
     start = time.perf_counter()
     root = Path(root)
-    _prepare_root(root, config)
+    upgrade = _prepare_root(root, config)
     V = config.num_cameras
     all_frames = config.frames()
-    todo = [(s, f) for s, f in all_frames if not frame_done(root, s, f, V)]
+    todo = [(s, f) for s, f in all_frames if upgrade or not frame_done(root, s, f, V)]
     skipped = len(all_frames) - len(todo)
+    complete = limit is None or limit >= len(todo)
     if limit is not None:
         todo = todo[:limit]
     bar = tqdm(total=len(all_frames) * V, initial=skipped * V, unit="img", disable=not progress,
@@ -662,6 +681,8 @@ def generate(root: str | os.PathLike[str], config: SyntheticConfig, workers: int
                     bar.update(V)
     finally:
         bar.close()
+    if upgrade and complete:
+        _atomic_write(root / CONFIG_FILE, json.dumps(_config_record(config), indent=1).encode())
     seconds = time.perf_counter() - start
     report = GenerationReport(root=root, frames_written=len(todo), frames_skipped=skipped,
                               images_written=len(todo) * V, seconds=seconds)
