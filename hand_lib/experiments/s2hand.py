@@ -149,3 +149,63 @@ def train_s2hand_stage(
     task.eval()
     return StageRun(stage, out_dir, summary.last_checkpoint or latest_checkpoint(
         out_dir / "checkpoints"), summary, task)  # fmt: skip
+
+
+def load_stage(stage: str, runs_dir: str | os.PathLike[str], settings: SuiteSettings,
+               mano_path: str = "", device: str = "cpu") -> nn.Module:  # fmt: skip
+    """The task of a trained stage, weights from its newest checkpoint, in eval mode.
+
+    Raises:
+        FileNotFoundError: the stage has not been trained (names the notebook to run).
+    """
+    ckpt = latest_checkpoint(Path(runs_dir) / stage / "checkpoints")
+    if ckpt is None:
+        notebook = {"s2hand_shape": "02_s2hand_shape", "s2hand_kp": "03_s2hand_keypoints"}.get(
+            stage, "04_s2hand_finetune / 06_evaluation")
+        raise FileNotFoundError(f"no checkpoint of {stage} in {Path(runs_dir) / stage}: run "
+                                f"notebook {notebook} first")  # fmt: skip
+    task = build_task(stage, settings, mano_path)
+    load_weights(task, ckpt)
+    return task.to(device).eval()
+
+
+def evaluate_s2hand(
+    task: nn.Module,
+    data_root: str | os.PathLike[str],
+    settings: SuiteSettings,
+    *,
+    device: str = "cpu",
+    keep_images: int = 0,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Results-table row of a single-view task on the test split, and the raw predictions.
+
+    Returns:
+        ``(row, predictions)``: the :func:`metrics_row` values plus ``2D px`` (mean error of
+        the projected joints against the true 2D keypoints, crop pixels) and, for tasks with
+        an hourglass, ``HG 2D px``; the predictions of :func:`collect_predictions` with
+        ``gt_vertices`` added when the split has MANO fits.
+    """
+    import numpy as np
+
+    from hand_lib.experiments.evaluate import collect_predictions, ground_truth_vertices
+    from hand_lib.experiments.evaluate import metrics_row as table_row
+
+    test = hanco_dataset(data_root, "test", settings.image_size)
+    task = task.to(device).eval()
+    preds = collect_predictions(task.predict, test, batch_size=settings.batch_size or 16,
+                                device=device, max_samples=settings.max_test_samples,
+                                keep_images=keep_images)  # fmt: skip
+    gt_vertices = None
+    if "mano_cam" in preds and bool(np.all(preds.get("has_mano_cam", False))):
+        mano = task.net.mano.to("cpu")
+        gt_vertices = ground_truth_vertices(preds["mano_cam"], mano)
+        task.net.mano.to(device)
+        preds["gt_vertices"] = gt_vertices
+    row = table_row(preds["pred_joints"], preds["joints_cam"], preds["pred_vertices"],
+                    gt_vertices)  # fmt: skip
+    row["2D px"] = float(np.linalg.norm(preds["pred_joints_2d"] - preds["joints_2d"], axis=-1)
+                         .mean())  # fmt: skip
+    if "pred_keypoints_2d" in preds:
+        row["HG 2D px"] = float(np.linalg.norm(preds["pred_keypoints_2d"] - preds["joints_2d"],
+                                               axis=-1).mean())  # fmt: skip
+    return row, preds

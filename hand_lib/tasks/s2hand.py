@@ -48,7 +48,7 @@ from hand_lib.losses import (
     uniform_laplacian,
 )
 from hand_lib.models import S2HandNet, S2HandOutput
-from hand_lib.render import MeshRenderer, RenderSettings
+from hand_lib.render import MeshRenderer, RenderOutput, RenderSettings
 
 Stage = Literal["shape", "kp", "finetune", "e2e"]
 STAGES: tuple[str, ...] = ("shape", "kp", "finetune", "e2e")
@@ -138,15 +138,18 @@ class S2HandTask(nn.Module):
             terms.update(self._appearance_terms(batch["image"], batch["K"], out, conf))
         return terms
 
+    def render(self, out: S2HandOutput, K: Tensor, image_size: tuple[int, int]) -> RenderOutput:
+        """Render a prediction's textured, lit mesh (soft silhouette) with the crop's K."""
+        renderer = MeshRenderer(RenderSettings(image_size=image_size, sigma=self.sigma,
+                                               background=self.background))  # fmt: skip
+        return renderer.render(out.vertices, self.net.mano.faces, K,
+                               face_colors=out.face_colors, lighting=out.lighting)  # fmt: skip
+
     def _appearance_terms(
         self, image: Tensor, K: Tensor, out: S2HandOutput, conf: Tensor
     ) -> dict[str, Tensor]:
         w = self.weights
-        H, W = image.shape[-2:]
-        renderer = MeshRenderer(RenderSettings(image_size=(H, W), sigma=self.sigma,
-                                               background=self.background))  # fmt: skip
-        rendered = renderer.render(out.vertices, self.net.mano.faces, K,
-                                   face_colors=out.face_colors, lighting=out.lighting)  # fmt: skip
+        rendered = self.render(out, K, tuple(image.shape[-2:]))
         rgb = rendered.rgb.permute(0, 3, 1, 2)
         img_conf = image_confidence(conf)
         common = {"background": self.background, "image_confidence": img_conf}
@@ -168,3 +171,13 @@ class S2HandTask(nn.Module):
         if out.hourglass is not None:
             result["keypoints_2d"] = out.hourglass.keypoints_2d
         return result
+
+    @torch.no_grad()
+    def predict_appearance(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """The rendered prediction for figures: ``rgb`` (B, H, W, 3) composited over the
+        background and ``alpha`` (B, H, W); needs the texture head."""
+        if self.net.texture_head is None:
+            raise ValueError("predict_appearance needs the texture head (finetune or e2e stage)")
+        out = self.net(batch["image"], batch["K"], run_hourglass=False)
+        rendered = self.render(out, batch["K"], tuple(batch["image"].shape[-2:]))
+        return {"rgb": rendered.rgb, "alpha": rendered.alpha}

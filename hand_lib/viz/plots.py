@@ -1,0 +1,230 @@
+"""Static figures for the notebooks and for papers (matplotlib; PNG and PDF).
+
+Every function takes arrays (numpy or torch, on the CPU) and returns a matplotlib
+``Figure``; :func:`save_figure` writes it as PNG and PDF. Keypoints are in FreiHAND order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from hand_lib.mano.joints import KEYPOINT_PARENTS  # noqa: E402
+
+#: one colour per finger (thumb, index, middle, ring, pinky); the wrist's bones take the
+#: colour of their finger
+FINGER_COLOURS = ("#e41a1c", "#ff7f00", "#4daf4a", "#377eb8", "#984ea3")
+
+
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _image_hwc(image: Any) -> np.ndarray:
+    img = _np(image)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = img.transpose(1, 2, 0)
+    return np.clip(img, 0.0, 1.0)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], formats: Sequence[str] = ("png", "pdf"),
+                dpi: int = 150) -> list[Path]:  # fmt: skip
+    """Write ``fig`` as ``<path>.<fmt>`` for each format (the suffix of ``path`` is replaced);
+    returns the files written."""
+    stem = Path(path)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        out = stem.with_suffix(f".{fmt}")
+        fig.savefig(out, dpi=dpi, bbox_inches="tight")
+        written.append(out)
+    return written
+
+
+def draw_skeleton(ax: Any, keypoints_2d: Any, *, style: str = "-", alpha: float = 1.0,
+                  label: str | None = None, colour: str | None = None,
+                  confidence: Any = None) -> None:  # fmt: skip
+    """Draw a 21-keypoint hand on an axis (pixels; bones coloured per finger, or ``colour``).
+    Joints with ``confidence`` 0 are left out."""
+    kp = _np(keypoints_2d)
+    conf = np.ones(len(kp)) if confidence is None else _np(confidence)
+    for j, parent in enumerate(KEYPOINT_PARENTS):
+        if parent < 0 or conf[j] <= 0 or conf[parent] <= 0:
+            continue
+        c = colour or FINGER_COLOURS[(j - 1) // 4]
+        ax.plot(*zip(kp[parent], kp[j], strict=True), style, color=c, lw=1.4, alpha=alpha)
+    shown = conf > 0
+    ax.scatter(kp[shown, 0], kp[shown, 1], s=6, color=colour or "k", alpha=alpha, label=label,
+               zorder=3)  # fmt: skip
+
+
+def plot_loss_curves(losses: pd.DataFrame | Mapping[str, pd.DataFrame], *,
+                     title: str = "training losses") -> Figure:  # fmt: skip
+    """Loss curves from the trainer's ``metrics.csv`` (one DataFrame, or several by name).
+
+    Left: ``total`` per run (log scale). Right: every weighted term of the first run.
+    """
+    runs = {"": losses} if isinstance(losses, pd.DataFrame) else dict(losses)
+    reserved = {"step", "epoch", "lr", "total", "grad_norm", "bad_step", "seconds"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for name, df in runs.items():
+        axes[0].plot(df["step"], df["total"], label=name or "total")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("total")
+    if len(runs) > 1:
+        axes[0].legend()
+    first = next(iter(runs.values()))
+    for col in first.columns:
+        if col not in reserved and first[col].notna().any():
+            axes[1].plot(first["step"], first[col], label=col)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("step")
+    axes[1].set_title("weighted terms")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def smoothed_drop(losses: pd.DataFrame, column: str = "total", window: float = 0.2) -> float:
+    """Ratio of the mean of the last ``window`` share of logged values to the mean of the
+    first share: < 1 means the loss went down (robust to per-batch noise)."""
+    values = losses[column].dropna().to_numpy()
+    if len(values) < 2:
+        raise ValueError(f"need at least 2 logged values of {column!r}, got {len(values)}")
+    k = max(1, int(round(window * len(values))))
+    return float(values[-k:].mean() / values[:k].mean())
+
+
+def plot_keypoints_grid(
+    images: Any,
+    keypoints: Mapping[str, Any],
+    *,
+    titles: Sequence[str] | None = None,
+    columns: int = 4,
+    confidences: Mapping[str, Any] | None = None,
+) -> Figure:
+    """Images with several keypoint sets drawn over them (e.g. ground truth, pseudo label,
+    prediction). ``keypoints[name]``: (N, 21, 2) pixels; the first set is drawn with finger
+    colours, the others as single-colour dashed skeletons."""
+    imgs = _np(images)
+    n = len(imgs)
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.7 * rows), squeeze=False)
+    styles = [("-", None), ("--", "#222222"), (":", "#e7298a"), ("-.", "#1b9e77")]
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_image_hwc(imgs[i]))
+        for k, (name, kps) in enumerate(keypoints.items()):
+            style, colour = styles[k % len(styles)]
+            conf = None if confidences is None or name not in confidences else \
+                _np(confidences[name])[i]
+            draw_skeleton(ax, _np(kps)[i], style=style, colour=colour, confidence=conf,
+                          label=name if i == 0 else None, alpha=0.9)  # fmt: skip
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if n:
+        fig.legend(loc="lower center", ncol=len(keypoints), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_mesh_overlay(images: Any, vertices_2d: Any, faces: Any, *, keypoints_2d: Any = None,
+                      titles: Sequence[str] | None = None, columns: int = 4) -> Figure:  # fmt: skip
+    """Predicted meshes projected over their images: ``vertices_2d`` (N, V, 2) pixels,
+    ``faces`` (F, 3); triangles drawn back to front is not needed for a translucent fill."""
+    imgs, v2d, f = _np(images), _np(vertices_2d), _np(faces)
+    n = len(imgs)
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.7 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = _image_hwc(imgs[i])
+        ax.imshow(img)
+        tris = PolyCollection(v2d[i][f], facecolors=(0.35, 0.6, 1.0, 0.12),
+                              edgecolors=(0.1, 0.3, 0.9, 0.25), linewidths=0.3)  # fmt: skip
+        ax.add_collection(tris)
+        if keypoints_2d is not None:
+            draw_skeleton(ax, _np(keypoints_2d)[i])
+        ax.set_xlim(-0.5, img.shape[1] - 0.5)
+        ax.set_ylim(img.shape[0] - 0.5, -0.5)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pck_curves(curves: Mapping[str, tuple[Any, Any, float]], *,
+                    title: str = "3D PCK (Procrustes-aligned)") -> Figure:  # fmt: skip
+    """PCK curves: ``curves[name] = (thresholds_mm, pck, auc)``."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    for name, (thresholds, pck, auc) in curves.items():
+        ax.plot(_np(thresholds), _np(pck), label=f"{name} (AUC {auc:.3f})")
+    ax.set_xlabel("threshold (mm)")
+    ax.set_ylabel("PCK")
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pseudo_label_quality(per_joint: pd.DataFrame, by_confidence: pd.DataFrame) -> Figure:
+    """Pseudo-label quality from :func:`hand_lib.pseudo.report.pseudo_label_report`: mean 2D
+    error per joint (``error_2d_mean_px``), and per confidence bin (``confidence_low``,
+    ``confidence_high``, ``error_2d_mean_px``)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    colours = ["k"] + [FINGER_COLOURS[(j - 1) // 4] for j in range(1, len(per_joint))]
+    axes[0].bar(range(len(per_joint)), per_joint["error_2d_mean_px"].to_numpy(), color=colours)
+    axes[0].set_xticks(range(len(per_joint)))
+    axes[0].set_xticklabels(per_joint.index, rotation=90, fontsize=6)
+    axes[0].set_ylabel("mean 2D error (px)")
+    axes[0].set_title("pseudo-label error per joint")
+    bins = [f"{lo:.1f}-{hi:.1f}" for lo, hi in
+            zip(by_confidence["confidence_low"], by_confidence["confidence_high"], strict=True)]
+    axes[1].bar(bins, by_confidence["error_2d_mean_px"].to_numpy(), color="#377eb8")
+    axes[1].set_xlabel("confidence")
+    axes[1].set_ylabel("mean 2D error (px)")
+    axes[1].set_title("a low confidence flags a bad label")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rendered_predictions(images: Any, render_rgb: Any, render_alpha: Any, *,
+                              background: Sequence[float] = (0.0, 0.0, 0.0)) -> Figure:  # fmt: skip
+    """Rows: input crops (N, 3, H, W), renders (N, H, W, 3) and the photometric target, the
+    input composited over the render's background inside the silhouette (N, H, W)."""
+    imgs, rgb, alpha = _np(images), _np(render_rgb), _np(render_alpha)
+    bg = np.asarray(background, dtype=np.float32)
+    n = len(imgs)
+    fig, axes = plt.subplots(3, n, figsize=(2.2 * n, 6.8), squeeze=False)
+    for i in range(n):
+        img = _image_hwc(imgs[i])
+        a = alpha[i][..., None]
+        rows = (img, np.clip(rgb[i], 0, 1), np.clip(a * img + (1 - a) * bg, 0, 1))
+        for r, panel in enumerate(rows):
+            axes[r, i].imshow(panel)
+            axes[r, i].axis("off")
+    for r, name in enumerate(("input", "render", "photometric target")):
+        axes[r, 0].set_title(name, fontsize=9, loc="left")
+    fig.tight_layout()
+    return fig
