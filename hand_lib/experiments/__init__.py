@@ -45,3 +45,25 @@ __all__ = [
     "train_s2hand_stage",
     "training_config",
 ]
+
+from hand_lib.experiments.hamuco import (  # noqa: E402
+    HAMUCO_OUTPUTS,
+    error_vs_views,
+    evaluate_hamuco,
+    hamuco_config,
+    hamuco_metrics,
+    hamuco_predictions,
+    load_hamuco,
+    train_hamuco,
+)
+
+__all__ += [
+    "HAMUCO_OUTPUTS",
+    "error_vs_views",
+    "evaluate_hamuco",
+    "hamuco_config",
+    "hamuco_metrics",
+    "hamuco_predictions",
+    "load_hamuco",
+    "train_hamuco",
+]
