@@ -31,11 +31,13 @@ def test_output_shapes_and_initial_hand(net):
     assert out.hourglass.heatmaps[0].shape == (2, 21, 16, 16)
     # initialised as in the paper: scale ~0.95, hand 0.65 m in front of the camera
     torch.testing.assert_close(out.scale, torch.full((2,), 0.95), atol=0.02, rtol=0)
-    torch.testing.assert_close(out.transl[:, 2], torch.full((2,), 0.65), atol=0.02, rtol=0)
+    # the depth is focal-normalised: f = 2 image widths here, the reference is 2.5
+    torch.testing.assert_close(out.transl[:, 2], torch.full((2,), 0.65 * 2.0 / 2.5), atol=0.02,
+                               rtol=0)
     # the middle MCP is the anchor: it sits exactly at transl
     torch.testing.assert_close(out.joints[:, 9], out.transl)
     torch.testing.assert_close(out.joints_2d, project_points(out.joints, _K(2)))
-    # a 64 px crop with f = 128 px at 0.65 m: the hand (~0.18 m) spans ~35 px, in view
+    # a 64 px crop with f = 128 px at 0.52 m: the hand (~0.18 m) spans ~45 px, in view
     assert out.joints_2d.min() > -16 and out.joints_2d.max() < 80
     assert torch.all((out.face_colors >= 0) & (out.face_colors <= 1))
     assert torch.all(out.lighting[:, :8] > 0) and torch.all(out.lighting[:, :8] < 1)
@@ -127,3 +129,15 @@ def test_fitting_recovers_keypoints(net):
     assert before > 1.0
     assert after < 0.25 * before
     assert not any(p.grad is not None for p in net.parameters())
+
+
+def test_projection_does_not_depend_on_the_crop_focal_length(net):
+    """The same image with a longer crop focal length gives the same 2D hand up to the
+    (weaker) perspective distortion of a proportionally farther hand: the depth scales."""
+    images = torch.rand(1, 3, 64, 64)
+    K1, K2 = _K(1), _K(1)
+    K2[:, 0, 0] *= 1.7
+    K2[:, 1, 1] *= 1.7
+    a, b = net(images, K1), net(images, K2)
+    torch.testing.assert_close(a.joints_2d, b.joints_2d, atol=1.0, rtol=0)  # hand: ~45 px
+    torch.testing.assert_close(b.transl[:, 2], 1.7 * a.transl[:, 2])

@@ -8,7 +8,10 @@ An image encoder feeds three heads:
   root-relative at the middle MCP (keypoint 9), scaled by ``|scale|`` and translated:
   ``X_cam = transl + |scale| * (X_mano - X_mano[9])``. ``transl`` is thus the camera-space
   position of the middle MCP in metres (initialised at 0.65 m in front of the camera, the
-  scale at 0.95, as in the original).
+  scale at 0.95, as in the original). The network does not see ``K``, and a crop's focal
+  length varies with the hand's size in the full image, so the depth it regresses is
+  focal-normalised: ``transl_z = raw_z * fx / (reference_focal * W)``. The projection of the
+  hand then depends on the image content only; the metric depth follows from ``K``.
 - **texture and light estimator** on a low-level feature map: per-face RGB albedo in [0, 1]
   and S2HAND's 11 lighting values (see :mod:`hand_lib.render.shade`).
 - optionally the **2D keypoint hourglass** (:class:`StackedHourglass`), trained on pseudo
@@ -44,6 +47,8 @@ class S2HandConfig:
         use_mean_shape: force betas = 0 (the released configs do).
         hidden: MLP width of the hand regressor.
         init_scale, init_depth_m: initial scale and z translation (0.95, 0.65 m).
+        reference_focal: the crop focal length, in image widths, at which the regressed depth
+            is taken as metres (see the module docstring; 2.5 suits 224 px hand crops).
         texture: build the texture and light estimator.
         hourglass: build the 2D keypoint hourglass.
         hourglass_width, hourglass_stacks, heatmap_size: hourglass size (256, 2, 64).
@@ -57,6 +62,7 @@ class S2HandConfig:
     hidden: int = 512
     init_scale: float = 0.95
     init_depth_m: float = 0.65
+    reference_focal: float = 2.5
     texture: bool = True
     hourglass: bool = True
     hourglass_width: int = 256
@@ -199,7 +205,8 @@ class S2HandNet(nn.Module):
         if self.config.use_mean_shape:
             betas = torch.zeros_like(betas)
         scale = params[:, -4].abs()
-        transl = params[:, -3:]
+        depth_factor = K[:, 0, 0] / (self.config.reference_focal * images.shape[-1])
+        transl = torch.cat([params[:, -3:-1], params[:, -1:] * depth_factor[:, None]], dim=1)
         vertices, joints, rot_mats = self.pose_hand(pose_pca, global_orient, betas, scale, transl)
         face_colors = lighting = None
         if self.texture_head is not None and run_texture:
