@@ -138,7 +138,7 @@ def skeleton3d_traces(keypoints: Any, name: str = "skeleton", dash: str = "solid
             x=k[chain, 0], y=k[chain, 1], z=k[chain, 2], mode="lines+markers",
             line={"color": FINGER_COLOURS[f], "width": width, "dash": dash},
             marker={"size": 3, "color": FINGER_COLOURS[f]}, opacity=opacity,
-            name=f"{name} {FINGER_NAMES[f]}", legendgroup=name, showlegend=f == 0,
+            name=name, legendgroup=name, showlegend=f == 0,
             text=[KEYPOINT_NAMES[i] for i in chain], hoverinfo="text"))  # fmt: skip
     return traces
 
