@@ -16,6 +16,8 @@ from hand_lib.experiments.s2hand import (
     StageRun,
     SupervisedTask,
     build_task,
+    evaluate_s2hand,
+    load_stage,
     s2hand_config,
     train_s2hand_stage,
 )
@@ -35,6 +37,8 @@ __all__ = [
     "SuiteSettings",
     "SupervisedTask",
     "build_task",
+    "evaluate_s2hand",
+    "load_stage",
     "collect_predictions",
     "ground_truth_vertices",
     "hanco_dataset",

@@ -16,10 +16,13 @@ they are NaN where either is missing.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -127,3 +130,49 @@ def per_sample_errors(pred_joints: np.ndarray, gt_joints: np.ndarray) -> np.ndar
     pj = torch.as_tensor(np.asarray(pred_joints), dtype=torch.float64)
     gj = torch.as_tensor(np.asarray(gt_joints), dtype=torch.float64)
     return pa_mpjpe(pj, gj).per_sample.numpy()
+
+
+def pa_pck(pred_joints: np.ndarray, gt_joints: np.ndarray) -> dict[str, Any]:
+    """3D PCK curve (0-50 mm, 100 thresholds) of Procrustes-aligned joints, as JSON-ready
+    lists: ``{"thresholds_mm", "pck", "auc"}``."""
+    pj = torch.as_tensor(np.asarray(pred_joints), dtype=torch.float64)
+    gj = torch.as_tensor(np.asarray(gt_joints), dtype=torch.float64)
+    curve = pck_curve(pa_mpjpe(pj, gj))
+    return {"thresholds_mm": curve.thresholds.tolist(), "pck": curve.pck.tolist(),
+            "auc": float(curve.auc)}  # fmt: skip
+
+
+def results_table(rows: Mapping[str, Mapping[str, float]],
+                  extra_columns: Sequence[str] = ("train s",)) -> pd.DataFrame:  # fmt: skip
+    """The results table: one row per method, :data:`METRIC_COLUMNS` then ``extra_columns``
+    (missing values are NaN)."""
+    columns = [*METRIC_COLUMNS, *extra_columns]
+    return pd.DataFrame({name: {c: row.get(c, math.nan) for c in columns}
+                         for name, row in rows.items()}).T[columns]  # fmt: skip
+
+
+def write_results_table(table: pd.DataFrame, path: str | os.PathLike[str], *,
+                        digits: int = 2, note: str = "") -> list[Path]:  # fmt: skip
+    """Write the table as ``<path>.csv`` and ``<path>.md`` (Markdown, rounded; ``note``
+    below it). Returns the two paths."""
+    stem = Path(path)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    table.to_csv(csv_path, float_format="%.6g")
+    lines = ["| method | " + " | ".join(table.columns) + " |",
+             "|---|" + "---:|" * len(table.columns)]  # fmt: skip
+    for name, row in table.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.{digits if abs(v) >= 1 or v == 0 else 3}f}"
+                 for v in row.to_numpy()]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    md_path.write_text("\n".join(lines) + ("\n\n" + note if note else "") + "\n")
+    return [csv_path, md_path]
+
+
+def training_seconds(run_dir: str | os.PathLike[str]) -> float:
+    """Wall-clock training time of a run folder (the last ``seconds`` of ``metrics.csv``)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no training log (train the run first)")
+    seconds = pd.read_csv(path)["seconds"].dropna()
+    return float(seconds.iloc[-1]) if len(seconds) else math.nan

@@ -228,3 +228,90 @@ def plot_rendered_predictions(images: Any, render_rgb: Any, render_alpha: Any, *
         axes[r, 0].set_title(name, fontsize=9, loc="left")
     fig.tight_layout()
     return fig
+
+
+def _draw_skeleton_3d(ax: Any, joints: np.ndarray, colour: str | None, style: str,
+                      label: str) -> None:  # fmt: skip
+    for j, parent in enumerate(KEYPOINT_PARENTS):
+        if parent >= 0:
+            c = colour or FINGER_COLOURS[(j - 1) // 4]
+            ax.plot(*zip(joints[parent], joints[j], strict=True), style, color=c, lw=1.4,
+                    label=label if j == 1 else None)  # fmt: skip
+
+
+def plot_qualitative_grid(
+    images: Any,
+    pred_2d: Any,
+    gt_2d: Any,
+    vertices_2d: Any,
+    faces: Any,
+    pred_joints: Any,
+    gt_joints: Any,
+    titles: Sequence[str],
+) -> Figure:
+    """One row per case: input, 2D keypoints (prediction vs truth), mesh overlay, and a 3D
+    view of the root-relative predicted (finger colours) and true (black dashed) skeletons.
+    3D joints (N, 21, 3) metres, camera axes; the prediction is shown root-aligned."""
+    imgs, p2, g2 = _np(images), _np(pred_2d), _np(gt_2d)
+    v2, f, pj, gj = _np(vertices_2d), _np(faces), _np(pred_joints), _np(gt_joints)
+    n = len(imgs)
+    fig = plt.figure(figsize=(11, 2.8 * n))
+    for i in range(n):
+        img = _image_hwc(imgs[i])
+        ax = fig.add_subplot(n, 4, 4 * i + 1)
+        ax.imshow(img)
+        ax.set_title(titles[i], fontsize=8, loc="left")
+        ax = fig.add_subplot(n, 4, 4 * i + 2)
+        ax.imshow(img)
+        draw_skeleton(ax, p2[i])
+        draw_skeleton(ax, g2[i], style="--", colour="k", alpha=0.8)
+        ax = fig.add_subplot(n, 4, 4 * i + 3)
+        ax.imshow(img)
+        ax.add_collection(PolyCollection(v2[i][f], facecolors=(0.35, 0.6, 1.0, 0.15),
+                                         edgecolors=(0.1, 0.3, 0.9, 0.3), linewidths=0.3))
+        ax.set_xlim(-0.5, img.shape[1] - 0.5)
+        ax.set_ylim(img.shape[0] - 0.5, -0.5)
+        for a in fig.axes[-3:]:
+            a.axis("off")
+        ax = fig.add_subplot(n, 4, 4 * i + 4, projection="3d")
+        p = (pj[i] - pj[i][:1]) * 1000.0
+        g = (gj[i] - gj[i][:1]) * 1000.0
+        _draw_skeleton_3d(ax, p, None, "-", "prediction")
+        _draw_skeleton_3d(ax, g, "k", "--", "ground truth")
+        ax.view_init(elev=-70, azim=-90)  # camera-like view: x right, y down
+        ax.set_box_aspect((1, 1, 1))
+        ax.tick_params(labelsize=5)
+        if i == 0:
+            ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_vs_views(table: pd.DataFrame, *, metric: str = "N-JE (mm)") -> Figure:
+    """Error against the number of input views: ``table`` indexed by view count, one column
+    per output (e.g. single_view, cross_view, fused)."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    for col in table.columns:
+        ax.plot(table.index, table[col], marker="o", label=col.replace("_", " "))
+    ax.set_xlabel("input views")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_vs_learned_error(pseudo_error_px: Any, learned_error_mm: Any) -> Figure:
+    """Per test sample: the mean 2D error of its pseudo label (px) against the learned
+    model's PA-MPJPE (mm), with the rank correlation in the title."""
+    x, y = _np(pseudo_error_px), _np(learned_error_mm)
+    rx, ry = pd.Series(x).rank(), pd.Series(y).rank()
+    rho = float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 else float("nan")
+    fig, ax = plt.subplots(figsize=(5.0, 3.8))
+    ax.scatter(x, y, s=6, alpha=0.5)
+    ax.set_xlabel("pseudo-label 2D error (px)")
+    ax.set_ylabel("learned PA-MPJPE (mm)")
+    ax.set_title(f"pseudo-label vs learned error (Spearman {rho:.2f})", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
