@@ -283,3 +283,22 @@ def test_inspector_widget_and_static(tiny_hanco, smoke_checkpoint):
     assert isinstance(box, ipywidgets.VBox)
     fig = prediction_inspector(tiny_hanco, "smoke", results, interactive=False)
     assert isinstance(fig, Figure)
+
+
+def test_widgets_work_without_pseudo_labels(tiny_hanco, tmp_path):
+    """A dataset without rgb_2D_keypoints (real HanCo before labelling): the browser shows
+    the ground truth only and the inspector crops around the ground-truth keypoints."""
+    import shutil
+
+    from hand_lib.viz import DatasetBrowser, PredictionInspector
+
+    root = tmp_path / "unlabelled"
+    shutil.copytree(tiny_hanco, root, ignore=shutil.ignore_patterns("rgb_2D_keypoints"))
+    browser = DatasetBrowser(root)
+    view = browser.select("test", 1200, 0, 2)
+    assert not browser.has_pseudo and not view.has_pseudo and np.isnan(view.pseudo_error_px)
+    assert np.isnan(np.array(browser.image_figure.data[-1].x, dtype=float)).all()
+    inspector = PredictionInspector(root, "smoke")
+    assert inspector.datasets["image"].transform.box_from == "joints_2d"
+    result = inspector.inspect(mode="image", index=0)
+    assert np.isfinite(result.error_root_mm).all()
