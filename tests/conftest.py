@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -42,3 +44,15 @@ def random_mano_arrays(seed: int = 0, num_vertices: int = 120) -> dict:
 @pytest.fixture
 def random_model_arrays() -> dict:
     return random_mano_arrays()
+
+
+@pytest.fixture(scope="session")
+def synthetic_smoke_root(tmp_path_factory) -> Path:
+    """The smoke-profile synthetic HanCo set with simulated pseudo labels (made once)."""
+    from hand_lib.data.synthetic import ensure_synthetic_hanco
+    from hand_lib.pseudo.hanco_labels import label_hanco_simulated
+
+    root = ensure_synthetic_hanco(tmp_path_factory.mktemp("data") / "synthetic_smoke",
+                                  profile="smoke", workers=2, progress=False)
+    label_hanco_simulated(root, seed=0, progress=False)
+    return root
