@@ -63,8 +63,8 @@ def test_metrics_row_perfect_and_shifted():
     for key in ("MPJPE", "PA-MPJPE", "N-JE", "PA-MPVPE"):
         assert perfect[key] == pytest.approx(0.0, abs=1e-6)
     assert perfect["F@5"] == perfect["F@15"] == pytest.approx(1.0)
-    # float round-off after alignment (~1e-9 mm) misses only the 0 mm threshold (inclusive)
-    assert perfect["AUC"] == pytest.approx(1.0 - 0.5 / 99)
+    # float round-off after alignment (~1e-9 mm) can miss only the 0 mm threshold
+    assert 1.0 - 0.5 / 99 - 1e-9 <= perfect["AUC"] <= 1.0
     # a pure translation: no error after root-centring or alignment
     moved = metrics_row(joints + 0.05, joints, verts + 0.05, verts)
     assert moved["MPJPE"] == pytest.approx(0.0, abs=1e-6)
@@ -81,7 +81,7 @@ def test_pa_pck_curve():
     joints, _, _ = _hands()
     curve = pa_pck(joints, joints)
     assert len(curve["thresholds_mm"]) == 100 and curve["thresholds_mm"][-1] == 50.0
-    assert curve["auc"] == pytest.approx(1.0 - 0.5 / 99)  # all but the 0 mm threshold
+    assert 1.0 - 0.5 / 99 - 1e-9 <= curve["auc"] <= 1.0  # all but perhaps the 0 mm threshold
     json.dumps(curve)  # JSON-ready
 
 
