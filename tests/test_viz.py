@@ -9,8 +9,8 @@ import torch
 
 from hand_lib.geometry.rotations import matrix_to_axis_angle
 from hand_lib.viz import frontend
+from hand_lib.viz.explorer import ManoExplorer, euler_matrix, flexion_axes
 from hand_lib.viz.figures import camera_centres, camera_frusta, finger_chains
-from hand_lib.viz.mano_explorer import ManoExplorer, euler_matrix, flexion_axes
 
 # --------------------------------------------------------------------------- frontend
 
@@ -34,6 +34,18 @@ def test_interactive_explicit_env_and_auto(monkeypatch):
     monkeypatch.setenv(frontend.ENV_OVERRIDE, "maybe")
     with pytest.raises(ValueError, match=frontend.ENV_OVERRIDE):
         frontend.resolve_interactive(None)
+
+
+def test_viz_package_loads_the_widgets_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, hand_lib.viz.figures as f; import hand_lib.viz as v; "
+            "print('hand_lib.viz.inspector' in sys.modules, "
+            "v.resolve_interactive(False))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["False", "False"]
 
 
 # --------------------------------------------------------------------------- MANO explorer
@@ -220,7 +232,7 @@ def smoke_checkpoint(tmp_path_factory):
 
 def test_inspector_predictions_are_the_checkpoints(tiny_hanco, smoke_checkpoint):
     from hand_lib.viz import PredictionInspector
-    from hand_lib.viz.prediction_inspector import UNTRAINED, find_checkpoints
+    from hand_lib.viz.inspector import UNTRAINED, find_checkpoints
 
     results, task = smoke_checkpoint
     found = find_checkpoints(results)
@@ -248,7 +260,7 @@ def test_inspector_predictions_are_the_checkpoints(tiny_hanco, smoke_checkpoint)
 
 
 def test_inspector_joint_errors_vanish_for_a_similar_copy():
-    from hand_lib.viz.prediction_inspector import joint_errors
+    from hand_lib.viz.inspector import joint_errors
 
     gt = np.random.default_rng(0).normal(scale=0.05, size=(2, 21, 3))
     root, pa = joint_errors(gt + 0.3, gt)

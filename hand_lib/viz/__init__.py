@@ -11,19 +11,32 @@ papermill; see :mod:`hand_lib.viz.frontend` for how that is decided):
   rig in 3D.
 - :func:`prediction_inspector`: a checkpoint and an image or a multi-view frame; the mesh
   overlay, 2D keypoints and per-joint errors.
+
+Names are imported on first use (``from hand_lib.viz.plots import ...`` does not load the
+widgets, which pull in the models and the trainer): add an export as ``name: module`` below.
 """
 
-from hand_lib.viz.dataset_browser import DatasetBrowser, dataset_browser
-from hand_lib.viz.frontend import resolve_interactive
-from hand_lib.viz.mano_explorer import ManoExplorer, mano_explorer
-from hand_lib.viz.prediction_inspector import PredictionInspector, prediction_inspector
+import importlib
+from typing import Any
 
-__all__ = [
-    "DatasetBrowser",
-    "ManoExplorer",
-    "PredictionInspector",
-    "dataset_browser",
-    "mano_explorer",
-    "prediction_inspector",
-    "resolve_interactive",
-]
+_EXPORTS = {
+    "DatasetBrowser": "hand_lib.viz.browser",
+    "dataset_browser": "hand_lib.viz.browser",
+    "ManoExplorer": "hand_lib.viz.explorer",
+    "mano_explorer": "hand_lib.viz.explorer",
+    "PredictionInspector": "hand_lib.viz.inspector",
+    "prediction_inspector": "hand_lib.viz.inspector",
+    "resolve_interactive": "hand_lib.viz.frontend",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hand_lib.viz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
