@@ -88,7 +88,7 @@ def run_suite(
     for book in books:
         print(f"[suite] {book.name} ...", flush=True)
         t0 = time.perf_counter()
-        tmp_out = out_dir / f".{book.name}.partial"
+        tmp_out = out_dir / f".{book.stem}.partial.ipynb"
         try:
             papermill.execute_notebook(
                 str(book),
