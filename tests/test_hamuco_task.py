@@ -261,3 +261,6 @@ def test_fewer_views_and_error_vs_views(smoke_run):
     assert table.notna().all().all()
     # one view: fusion has nothing to add
     assert table.loc[1, "fused"] == pytest.approx(table.loc[1, "cross_view"], rel=1e-4)
+    # paired: every row is measured on the same target views
+    assert table["single_view"].to_numpy() == pytest.approx(table.loc[1, "single_view"], rel=1e-5)
+    assert table.loc[8, "cross_view"] != table.loc[1, "cross_view"]

@@ -302,30 +302,39 @@ def error_vs_views(
     metric: str = "N-JE",
     max_samples: int | None = None,
 ) -> pd.DataFrame:
-    """The error of each output against the number of input views.
+    """The error of each output against the number of input views, as a paired comparison.
 
-    For each ``k`` in ``views``, every test frame is seen through ``k`` of its views drawn at
-    random (seeded by ``(seed, k)``); the cross-view network and the fusion get only those.
-    The test split is read once: each batch is predicted for every ``k``.
+    For every test frame a random order of its views is drawn once (seeded by ``seed``).
+    With ``k`` views the networks and the fusion see the first ``k`` views of that order,
+    and the error is measured on the first one, the *target* view, only. Every ``k`` is
+    thus evaluated on the same (frame, target view) pairs with nested view sets, so the
+    differences between rows come from the added views alone and not from which views
+    happened to be drawn (the single-view column is the same in every row). The test split
+    is read once: each batch is predicted for every ``k``.
 
     Returns:
         DataFrame indexed by ``views`` with columns ``single_view``, ``cross_view``,
-        ``fused``: ``metric`` (a column of :func:`metrics_row`, default N-JE, mm) over the
-        used views.
+        ``fused``: ``metric`` (a column of :func:`metrics_row`, default N-JE, mm) on the
+        target views.
     """
     counts = [int(k) for k in views]
     if not counts or min(counts) < 1:
         raise ValueError(f"views must be a non-empty list of counts >= 1, got {counts}")
     task = _task_of(run_or_task).to(device).eval()
-    generators = {k: torch.Generator().manual_seed(1000 * int(seed) + k) for k in counts}
+    generator = torch.Generator().manual_seed(int(seed))
 
     def predict(batch: Mapping[str, Any]) -> Mapping[str, Tensor]:
+        mask = batch["view_mask"]
+        scores = torch.rand(mask.shape, generator=generator).to(mask.device)
+        order = scores.masked_fill(~mask, -1.0).argsort(dim=1, descending=True)
+        target = torch.zeros_like(mask).scatter(1, order[:, :1], True)
         out = {}
         for k in counts:
-            subset = _view_subset(batch["view_mask"], k, generators[k])
+            subset = torch.zeros_like(mask).scatter(1, order[:, :k], True) & mask
             for key, value in task.predict({**batch, "view_mask": subset}, fusion).items():
-                if key.startswith("joints_") or key == "view_mask":
+                if key.startswith("joints_"):
                     out[f"{key}@{k}"] = value
+            out[f"view_mask@{k}"] = target
         return out
 
     predictions = _collect(predict, data_root, settings, device, max_samples)
