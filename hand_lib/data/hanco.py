@@ -245,6 +245,10 @@ class HanCo(Dataset):
             "test" | None`` (None: in no split) or a mapping ``{"train": [seqs], "test":
             [seqs]}``. Default :func:`standard_split` (sequence < 1200 is train).
         pseudo_labels: load the 2D pseudo labels (the folder must exist).
+        pseudo_dir: the pseudo-label folder under ``root`` (same ``[kps, cfd]`` files), e.g.
+            ``rgb_2D_keypoints_agreement`` written by
+            :func:`hand_lib.pseudo.agreement.label_hanco_agreement`; None finds
+            ``rgb_2D_keypoints`` (or ``rgb_2d_keypoints``).
         transform: callable applied to the sample dict (e.g. :class:`~hand_lib.data.HandCrop`).
         missing_views: multi-view handling of frames where some camera has no image:
             ``"skip"`` drops them, ``"mask"`` keeps them with ``view_mask`` False. In single
@@ -275,6 +279,7 @@ class HanCo(Dataset):
         load_mano: bool = True,
         num_cameras: int = HANCO_NUM_CAMERAS,
         cache_dir: str | os.PathLike[str] | None = None,
+        pseudo_dir: str | None = None,
     ) -> None:
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -291,7 +296,7 @@ class HanCo(Dataset):
         self.num_cameras = num_cameras
         self._files = FileReader(self.root, HanCoFormatError)
         self._check_layout()
-        self.pseudo_dir = self._find_pseudo_dir() if pseudo_labels else None
+        self.pseudo_dir = self._find_pseudo_dir(pseudo_dir) if pseudo_labels else None
         self.load_mano = load_mano and (self.root / "shape").is_dir()
         self.meta = self._load_meta()
 
@@ -345,7 +350,12 @@ class HanCo(Dataset):
                 "calib/<seq>/<frame>.json, xyz/<seq>/<frame>.json; optional shape/ and "
                 "rgb_2D_keypoints/ (or rgb_2d_keypoints/)", path=self.root)
 
-    def _find_pseudo_dir(self) -> str:
+    def _find_pseudo_dir(self, name: str | None = None) -> str:
+        if name is not None:
+            if not (self.root / name).is_dir():
+                raise HanCoFormatError(f"{self.root}: pseudo_dir {name}/ not found",
+                                       path=self.root / name)
+            return name
         found = [d for d in PSEUDO_LABEL_DIRS if (self.root / d).is_dir()]
         if not found:
             raise HanCoFormatError(

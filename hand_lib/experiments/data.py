@@ -29,6 +29,7 @@ def hanco_dataset(
     image_dir: Literal["rgb", "rgb_merged"] | None = None,
     seed: int = 0,
     rotation_deg: float | None = None,
+    pseudo_dir: str | None = None,
 ) -> HanCo:
     """A HanCo-layout split with hand crops of ``image_size`` pixels.
 
@@ -41,6 +42,8 @@ def hanco_dataset(
         image_dir: default ``rgb`` for training and ``rgb_merged`` for testing.
         seed: seeds the augmentation per (epoch, sample).
         rotation_deg: override the in-plane rotation range (HaMuCo uses 180 degrees).
+        pseudo_dir: pseudo-label folder (None: ``rgb_2D_keypoints``; e.g.
+            ``rgb_2D_keypoints_agreement`` for labels reweighted by multi-view agreement).
     """
     root = Path(root)
     if not (root / "meta.json").is_file():
@@ -57,4 +60,4 @@ def hanco_dataset(
     crop = HandCrop(CropConfig(out_size=image_size, **jitter), box_from="pseudo_2d",
                     augment=augment, seed=seed)  # fmt: skip
     return HanCo(root, split=split, mode=mode, image_dir=image_dir, transform=crop,
-                 missing_views="skip")  # fmt: skip
+                 missing_views="skip", pseudo_dir=pseudo_dir)  # fmt: skip

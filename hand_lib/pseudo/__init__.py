@@ -10,6 +10,8 @@ confidence 0.
 - :mod:`~hand_lib.pseudo.simulated`: ground-truth projections corrupted like a real detector.
 - :mod:`~hand_lib.pseudo.labels`: HanCo/HaMuCo, S2HAND and OpenPose label files (atomic writes).
 - :mod:`~hand_lib.pseudo.hanco_labels`: simulated labels for a whole HanCo-layout folder.
+- :mod:`~hand_lib.pseudo.agreement`: labels reweighted or filtered by multi-view agreement
+  (written to a new folder; ``HanCo(..., pseudo_dir=...)`` trains on them).
 - :mod:`~hand_lib.pseudo.report`: pseudo-label quality (2D error vs confidence, RANSAC
   triangulation, 3D error) as DataFrames.
 
@@ -46,6 +48,9 @@ _EXPORTS = {
     "HanCoMultiView": "hanco_labels", "LabellingSummary": "hanco_labels",
     "label_hanco_simulated": "hanco_labels", "load_hanco_multiview": "hanco_labels",
     "read_visibility": "hanco_labels",
+    "AGREEMENT_LABEL_DIR": "agreement", "AgreementLabels": "agreement",
+    "AgreementSummary": "agreement", "label_hanco_agreement": "agreement",
+    "reweight_by_agreement": "agreement",
     "PseudoLabelReport": "report", "hanco_pseudo_label_report": "report",
     "pseudo_label_report": "report",
 }  # fmt: skip

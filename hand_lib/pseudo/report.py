@@ -100,6 +100,7 @@ def pseudo_label_report(
         views kept by RANSAC), ``mean_reprojection_error_px``; with ``gt_2d``:
         ``mean_error_2d_px``, ``median_error_2d_px``, ``p95_error_2d_px``,
         ``mean_error_2d_box`` (in hand boxes, the longer side of the true keypoints' box),
+        ``weighted_error_2d_px`` (confidence-weighted mean, sum(c e) / sum(c)),
         ``spearman_confidence_error``; with ``gt_world``: ``mean_error_3d_mm``,
         ``median_error_3d_mm``, ``p95_error_3d_mm``.
     """
@@ -161,6 +162,9 @@ def pseudo_label_report(
             "median_error_2d_px": _nan_stat(np.median, err2d),
             "p95_error_2d_px": _nan_stat(_p95, err2d),
             "mean_error_2d_box": _nan_stat(np.mean, err_box),
+            # What a confidence-weighted loss sees: labels count as much as they are trusted.
+            "weighted_error_2d_px": (float(np.nansum(conf * err2d) / conf[np.isfinite(err2d)]
+                                           .sum()) if np.isfinite(err2d).any() else math.nan),
         })
         ok = np.isfinite(err2d)
         varies = ok.sum() > 2 and np.ptp(conf[ok]) > 0 and np.ptp(err2d[ok]) > 0
