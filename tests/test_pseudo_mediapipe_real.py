@@ -4,9 +4,10 @@ mediapipe 0.10.21 (the last wheel line with bundled hand models) needs numpy<2, 
 in the project venv. Run this file in the side venv (NumPy-only imports; the shared conftest
 needs torch, hence ``--noconftest``)::
 
-    tools/mediapipe_env.sh
-    .venv-mediapipe/bin/python -m pip install pytest
+    tools/mediapipe_env.sh   # installs pytest there too
     .venv-mediapipe/bin/python -m pytest tests/test_pseudo_mediapipe_real.py --noconftest -q
+
+The main suite does exactly that in ``tests/test_pseudo_mediapipe_side.py``.
 """
 
 from __future__ import annotations

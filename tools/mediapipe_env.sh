@@ -5,7 +5,7 @@
 # hand_landmark_*.tflite, used by the legacy `mediapipe.solutions.hands`) are the 0.10.x line up
 # to 0.10.21, and those require numpy<2; the project venv pins numpy 2. Newer wheels ship no hand
 # model and need a separately downloaded `hand_landmarker.task`. This venv holds mediapipe 0.10.21
-# + numpy<2 + hand_lib installed without dependencies; the labeller it runs
+# + numpy<2 (+ pytest) + hand_lib installed without dependencies; the labeller it runs
 # (python -m hand_lib.pseudo.mediapipe_cli) imports numpy, Pillow and tqdm only, not torch.
 # Everything installs from PyPI; after that nothing needs the network.
 #
@@ -20,7 +20,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${HAND_MEDIAPIPE_VENV:-$root/.venv-mediapipe}"
 python_bin="${PYTHON:-python3.11}"
 stamp="$venv/.hand_lib-mediapipe-installed"
-want="mediapipe==0.10.21 numpy<2 pillow tqdm"
+# pytest: the main suite runs tests/test_pseudo_mediapipe_real.py in this venv.
+want="mediapipe==0.10.21 numpy<2 pillow tqdm pytest"
 if [ ! -x "$venv/bin/python" ]; then
   echo "[mediapipe-env] creating $venv with $($python_bin --version 2>&1)" >&2
   "$python_bin" -m venv "$venv"
