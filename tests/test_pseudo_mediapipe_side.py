@@ -14,7 +14,6 @@ scales (fill 0.5-0.7), so the test does not hang on one pixel.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -25,20 +24,14 @@ import pytest
 import torch
 
 from hand_lib.pseudo.labels import read_hanco_label
+from hand_lib.pseudo.mediapipe_cli import run_in_side_venv, side_venv_python
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def side_python() -> Path | None:
-    """The MediaPipe side venv's python, or None."""
-    venv = Path(os.environ.get("HAND_MEDIAPIPE_VENV", REPO / ".venv-mediapipe"))
-    python = venv / "bin" / "python"
-    return python if python.is_file() else None
-
-
 @pytest.fixture(scope="module")
 def mediapipe_python() -> Path:
-    python = side_python()
+    python = side_venv_python()
     if python is None:
         reason = ("no MediaPipe side venv (.venv-mediapipe/bin/python or $HAND_MEDIAPIPE_VENV): "
                   "create it with tools/mediapipe_env.sh (mediapipe 0.10.21 needs numpy<2)")
@@ -48,11 +41,15 @@ def mediapipe_python() -> Path:
     return python
 
 
+# Offline: pip without an index, HTTP(S) through a closed port.
+OFFLINE = {"PIP_NO_INDEX": "1", "HTTP_PROXY": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+
+
 def _side_env() -> dict[str, str]:
-    # Offline, and the code of this checkout (the venv's editable install may point elsewhere).
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
-    env.update(PYTHONPATH=str(REPO), PIP_NO_INDEX="1", HTTP_PROXY="http://127.0.0.1:9",
-               HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    # This checkout's code (the venv's editable install may point elsewhere), offline.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    env.update(OFFLINE, PYTHONPATH=str(REPO))
     return env
 
 
@@ -105,13 +102,7 @@ def test_mediapipe_cli_labels_a_rendered_hand_offline(mediapipe_python, tmp_path
     root = tmp_path / "one_image"
     (root / "rgb" / "0000" / "cam0").mkdir(parents=True)
     Image.fromarray(image).save(root / "rgb" / "0000" / "cam0" / "00000000.png")
-    summary_file = tmp_path / "summary.json"
-    proc = subprocess.run(
-        [str(mediapipe_python), "-m", "hand_lib.pseudo.mediapipe_cli", str(root),
-         "--no-progress", "--summary", str(summary_file)],
-        env=_side_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(summary_file.read_text())
+    summary = run_in_side_venv(root, python=mediapipe_python, env=OFFLINE, timeout=300)
     assert summary["labelled"] == 1 and summary["hands_found"] == 1, summary
     kps, conf = read_hanco_label(root / "rgb_2D_keypoints" / "0000" / "cam0" / "00000000.json")
     assert (conf > 0).all() and (conf <= 1).all()

@@ -11,15 +11,21 @@ Reads ``ROOT/<image-dir>/<seq>/cam<k>/<frame>.jpg`` (also ``.png``), writes
 labels that exist (resumable; ``--overwrite`` redoes them), shows a progress bar and prints a
 JSON summary (images seen, labelled, skipped, hands found, detection rate); ``--summary``
 also writes it to a file. Imports NumPy, Pillow and tqdm only.
+
+From the project venv (no mediapipe there), :func:`run_in_side_venv` runs it in the side
+venv (:func:`side_venv_python`) and returns the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +126,64 @@ def label_folder(
         "detection_rate": found / labelled if labelled else None,
         "per_camera": {f"cam{k}": v[1] / v[0] for k, v in sorted(per_cam.items())},
     }
+
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def side_venv_python() -> Path | None:
+    """The MediaPipe side venv's python (``$HAND_MEDIAPIPE_VENV`` or ``<repo>/.venv-mediapipe``,
+    made by ``tools/mediapipe_env.sh``), or None when it does not exist."""
+    venv = Path(os.environ.get("HAND_MEDIAPIPE_VENV", _REPO / ".venv-mediapipe"))
+    python = venv / "bin" / "python"
+    return python if python.is_file() else None
+
+
+def run_in_side_venv(
+    root: str | Path, *, image_dir: str = "rgb", label_dir: str = HANCO_LABEL_DIR,
+    hand: str = "right", limit: int | None = None, sequences: Sequence[int] | None = None,
+    python: str | Path | None = None, env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run this labeller in the side venv from any environment (e.g. the project venv).
+
+    The subprocess runs this checkout's code (``PYTHONPATH``) with the side venv's mediapipe.
+
+    Args:
+        root, image_dir, label_dir, hand, limit, sequences: as in :func:`label_folder`.
+        python: the side venv's python (default :func:`side_venv_python`).
+        env: extra environment variables for the subprocess.
+        timeout: seconds before the subprocess is killed.
+
+    Returns:
+        The summary dict of :func:`label_folder`.
+
+    Raises:
+        FileNotFoundError: no side venv (create it with ``tools/mediapipe_env.sh``).
+        RuntimeError: the labeller failed (with the end of its stderr).
+    """
+    python = side_venv_python() if python is None else Path(python)
+    if python is None or not python.is_file():
+        raise FileNotFoundError("no MediaPipe side venv (.venv-mediapipe/bin/python or "
+                                "$HAND_MEDIAPIPE_VENV): create it with tools/mediapipe_env.sh")
+    child_env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    child_env["PYTHONPATH"] = str(_REPO)
+    child_env.update(env or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        summary_file = Path(tmp) / "summary.json"
+        cmd = [str(python), "-m", "hand_lib.pseudo.mediapipe_cli", str(Path(root).resolve()),
+               "--image-dir", image_dir, "--label-dir", label_dir, "--hand", hand,
+               "--no-progress", "--summary", str(summary_file)]
+        if limit is not None:
+            cmd += ["--limit", str(limit)]
+        if sequences is not None:
+            cmd += ["--sequences", *map(str, sequences)]
+        proc = subprocess.run(cmd, env=child_env, cwd=tmp, capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"mediapipe labeller failed (exit {proc.returncode}):\n"
+                               f"{proc.stderr[-3000:]}")
+        return json.loads(summary_file.read_text())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,12 @@ import torch
 from hand_lib.data.joints import FREIHAND_JOINT_NAMES
 from hand_lib.geometry.triangulation import RansacTriangulation, triangulate_ransac
 
-__all__ = ["PseudoLabelReport", "hanco_pseudo_label_report", "pseudo_label_report"]
+__all__ = [
+    "PseudoLabelReport",
+    "extreme_views",
+    "hanco_pseudo_label_report",
+    "pseudo_label_report",
+]
 
 DEFAULT_CONFIDENCE_BINS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -230,3 +235,29 @@ def hanco_pseudo_label_report(
                                  data.gt_2d, data.gt_world, **kwargs)
     report.summary["views_with_label"] = int(data.has_label.sum())
     return report
+
+
+def extreme_views(
+    error_2d_px: np.ndarray, n: int = 4, *, min_joints: int = 10
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The views with the best and the worst labels, by mean 2D error over detected joints.
+
+    Args:
+        error_2d_px: (N, V, J) label-to-truth distance, NaN where undetected
+            (:attr:`PseudoLabelReport.error_2d_px`).
+        n: views to return of each kind.
+        min_joints: a view needs this many detected joints to be ranked (a hand found).
+
+    Returns:
+        ``(best, worst)``: lists of ``(frame_index, view)``, best first / worst first.
+    """
+    err = np.asarray(error_2d_px, dtype=np.float64)
+    counted = np.isfinite(err).sum(-1)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(counted >= min_joints, np.nansum(err, -1) / np.maximum(counted, 1),
+                        np.nan)
+    flat = np.flatnonzero(np.isfinite(mean).reshape(-1))
+    order = flat[np.argsort(mean.reshape(-1)[flat], kind="stable")]
+    V = err.shape[1]
+    pairs = [(int(i // V), int(i % V)) for i in order]
+    return pairs[:n], pairs[::-1][:n]

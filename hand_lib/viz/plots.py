@@ -315,3 +315,79 @@ def plot_label_vs_learned_error(pseudo_error_px: Any, learned_error_mm: Any) -> 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_label_overlays(images: Any, labels_2d: Any, gt_2d: Any, confidence: Any,
+                        titles: Sequence[str], *, columns: int = 4) -> Figure:  # fmt: skip
+    """Pseudo labels over their images: ``images`` (N, H, W, 3) in [0, 1] (or (N, 3, H, W)),
+    labels (N, 21, 2) pixels drawn per finger (undetected joints, confidence 0, left out),
+    ground truth (N, 21, 2) in black dashes."""
+    imgs, lab, gt, conf = _np(images), _np(labels_2d), _np(gt_2d), _np(confidence)
+    n = len(imgs)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = _image_hwc(imgs[i])
+        ax.imshow(img)
+        draw_skeleton(ax, gt[i], style="--", colour="k", alpha=0.6,
+                      label="truth" if i == 0 else None)  # fmt: skip
+        draw_skeleton(ax, lab[i], confidence=conf[i], label="label" if i == 0 else None)
+        ax.set_xlim(-0.5, img.shape[1] - 0.5)
+        ax.set_ylim(img.shape[0] - 0.5, -0.5)
+        ax.set_title(titles[i], fontsize=8)
+    if n:
+        axes.flat[0].legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_histograms(errors_px: Mapping[str, Any], weights: Mapping[str, Any] | None = None,
+                          *, bins: int = 40, max_px: float | None = None) -> Figure:  # fmt: skip
+    """Histograms of 2D label errors (pixels; NaN = undetected, left out), one per label set.
+    Left: counts of joints; right: weighted by ``weights[name]`` (the confidences, same shape),
+    i.e. how much of a confidence-weighted loss each error range receives."""
+    weights = weights or {}
+    finite = [_np(e)[np.isfinite(_np(e))] for e in errors_px.values()]
+    top = max_px or max([float(np.percentile(f, 99)) for f in finite if f.size] or [1.0])
+    edges = np.linspace(0.0, top, bins + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, err in errors_px.items():
+        e = _np(err).astype(np.float64)
+        ok = np.isfinite(e)
+        clipped = np.minimum(e[ok], top)
+        axes[0].hist(clipped, bins=edges, histtype="step", lw=1.4, label=name)
+        w = _np(weights[name])[ok] if name in weights else np.ones(ok.sum())
+        axes[1].hist(clipped, bins=edges, weights=w / max(w.sum(), 1e-12), histtype="step",
+                     lw=1.4, label=name)  # fmt: skip
+    axes[0].set_ylabel("joints")
+    axes[0].set_title("2D label error (last bin: everything beyond)")
+    axes[1].set_ylabel("share of confidence")
+    axes[1].set_title("weighted by confidence")
+    for ax in axes:
+        ax.set_xlabel("2D error (px)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pseudo_label_comparison(summary: pd.DataFrame, metrics: Sequence[str] = (
+        "weighted_error_2d_px", "mean_error_2d_px", "mean_error_3d_mm",
+        "joint_detection_rate")) -> Figure:  # fmt: skip
+    """Label sets side by side: ``summary`` has one column per label set (e.g. raw,
+    reweighted, filtered) and one row per :func:`pseudo_label_report` summary key; one bar
+    panel per metric."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 3.2), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        values = summary.loc[metric].astype(float)
+        ax.bar(range(len(values)), values.to_numpy(), color=colours[:len(values)])
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(values.index, rotation=30, fontsize=8)
+        ax.set_title(metric.replace("_", " "), fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
