@@ -168,6 +168,8 @@ def run_in_side_venv(
                                 "$HAND_MEDIAPIPE_VENV): create it with tools/mediapipe_env.sh")
     child_env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
     child_env["PYTHONPATH"] = str(_REPO)
+    # mediapipe imports matplotlib; a Jupyter kernel's inline backend does not exist there.
+    child_env["MPLBACKEND"] = "Agg"
     child_env.update(env or {})
     with tempfile.TemporaryDirectory() as tmp:
         summary_file = Path(tmp) / "summary.json"

@@ -2,7 +2,7 @@
 photometrically, one albedo) fitted to a target silhouette or image by Adam.
 
 They exist to show and test that the renderer's gradients are usable end to end, and they
-are what ``notebooks/01_renderer.ipynb`` runs.
+are what ``notebooks/01b_renderer.ipynb`` runs.
 """
 
 from __future__ import annotations
