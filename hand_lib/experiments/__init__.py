@@ -71,3 +71,11 @@ __all__ += [
     "load_hamuco",
     "train_hamuco",
 ]
+
+from hand_lib.experiments.freihand import (  # noqa: E402
+    evaluate_freihand,
+    export_freihand_pred_json,
+    predict_freihand,
+)
+
+__all__ += ["evaluate_freihand", "export_freihand_pred_json", "predict_freihand"]

@@ -3,7 +3,7 @@
 The bottom layer of hand_lib: it imports nothing else from the package.
 """
 
-from hand_lib.geometry.camera import project_points, world_to_camera
+from hand_lib.geometry.camera import project_points, solve_translation, world_to_camera
 from hand_lib.geometry.procrustes import (
     FreiHandAlignment,
     SimilarityTransform,
@@ -41,6 +41,7 @@ __all__ = [
     "reprojection_error",
     "rot6d_to_matrix",
     "similarity_procrustes",
+    "solve_translation",
     "triangulate_dlt",
     "triangulate_ransac",
     "world_to_camera",
