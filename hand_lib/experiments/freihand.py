@@ -8,10 +8,15 @@ run with one view). HaMuCo predicts the hand root-relative (keypoint 9) in metre
 keypoints in the crop; FreiHAND's ``pred.json`` wants absolute camera coordinates, so the
 translation is recovered per image by :func:`hand_lib.geometry.solve_translation` from the
 predicted 2D keypoints and the crop's intrinsics (the translation that makes the predicted
-3D joints reproject onto the predicted 2D joints). The result is expressed in the original
-image's camera frame (FreiHAND's), written with :func:`hand_lib.eval.write_freihand_pred_json`
-and, on the training split (which has ground truth), scored with the official protocol
-(:func:`hand_lib.eval.freihand_official_eval`) so the whole path can be checked locally.
+3D joints reproject onto the predicted 2D joints). HaMuCo's 2D keypoints are a
+weak-perspective view of its 3D joints, so no translation matches them exactly: the
+least-squares one puts the hand at roughly ``f / s`` (focal length over the predicted
+weak-perspective scale, in matching units) and centres its reprojection on the 2D keypoints;
+the 2D-to-perspective mismatch stays small for a hand far from the camera. The result is
+expressed in the original image's camera frame (FreiHAND's), written with
+:func:`hand_lib.eval.write_freihand_pred_json` and, on the training split (which has ground
+truth), scored with the official protocol (:func:`hand_lib.eval.freihand_official_eval`) so
+the whole path can be checked locally.
 """
 
 from __future__ import annotations
