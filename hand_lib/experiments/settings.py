@@ -71,8 +71,8 @@ PROFILE_SETTINGS: dict[str, SuiteSettings] = {
         profile="quick", image_size=64, encoder="resnet18", hidden=256, hourglass_width=64,
         hourglass_stacks=2, heatmap_size=16, hamuco_image_size=64, hamuco_encoder="resnet18",
         hamuco_token_dim=128,
-        epochs={"s2hand_shape": 2, "s2hand_kp": 2, "s2hand_finetune": 1, "s2hand_e2e": 1,
-                "supervised": 1, "hamuco": 1},
+        epochs={"s2hand_shape": 4, "s2hand_kp": 4, "s2hand_finetune": 1, "s2hand_e2e": 2,
+                "supervised": 2, "hamuco": 1},
         batch_size=16, hamuco_batch_size=4, max_test_samples=512, loader_workers=2,
     ),
     "full": SuiteSettings(
