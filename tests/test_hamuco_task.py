@@ -5,7 +5,6 @@ network keep it fast on CPU."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,7 +29,6 @@ SMALL = HaMuCoConfig(token_dim=32, embed_dim=16, head_hidden=64, global_grid=2, 
 TERMS = {"keypoint_2d_single", "keypoint_2d_cross", "multiview_consistency", "distillation",
          "shape_prior", "pose_prior_single", "pose_prior_cross"}  # fmt: skip
 QUIET = {"train.progress_bar": False, "train.log_every_steps": 1}
-SMOKE_ROOT = Path(__file__).resolve().parents[1] / "data" / "synthetic_hanco" / "smoke"
 
 
 def rotations(B: int, N: int, seed: int = 0) -> torch.Tensor:
@@ -212,23 +210,21 @@ def test_a_few_steps_reduce_the_2d_loss():
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    if not (SMOKE_ROOT / "meta.json").is_file():
-        pytest.skip("no smoke dataset (python -m hand_lib.data.synthetic --profile smoke)")
-    runs = tmp_path_factory.mktemp("runs")
+def smoke_run(tmp_path_factory, synthetic_smoke_root):
+    runs = tmp_path_factory.mktemp("hamuco_runs")
     settings = suite_settings("smoke")
-    run = train_hamuco(SMOKE_ROOT, runs, settings, max_steps=3, **QUIET)
-    return run, runs, settings
+    run = train_hamuco(synthetic_smoke_root, runs, settings, max_steps=3, **QUIET)
+    return run, runs, settings, synthetic_smoke_root
 
 
 def test_train_hamuco_writes_a_checkpoint_and_resumes(smoke_run):
-    run, runs, settings = smoke_run
+    run, runs, settings, root = smoke_run
     assert run.summary.steps == 3 and run.summary.bad_steps == 0
     assert run.checkpoint is not None and run.checkpoint.is_file()
     assert run.out_dir == runs / "hamuco"
     assert set(TERMS) <= set(run.losses().columns)
     logged = len(run.losses())
-    again = train_hamuco(SMOKE_ROOT, runs, settings, max_steps=3, **QUIET)
+    again = train_hamuco(root, runs, settings, max_steps=3, **QUIET)
     assert again.summary.steps == 3  # nothing retrained
     assert len(again.losses()) == logged
     for (name, a), b in zip(run.task.state_dict().items(), again.task.state_dict().values(),
@@ -237,8 +233,8 @@ def test_train_hamuco_writes_a_checkpoint_and_resumes(smoke_run):
 
 
 def test_evaluate_hamuco_rows(smoke_run):
-    run, _, settings = smoke_run
-    rows = evaluate_hamuco(run, SMOKE_ROOT, settings, max_samples=2)
+    run, _, settings, root = smoke_run
+    rows = evaluate_hamuco(run, root, settings, max_samples=2)
     assert set(rows) == {"single_view", "cross_view", "fused"}
     for name, row in rows.items():
         assert set(METRIC_COLUMNS) <= set(row), name
@@ -248,14 +244,14 @@ def test_evaluate_hamuco_rows(smoke_run):
 
 
 def test_fewer_views_and_error_vs_views(smoke_run):
-    run, _, settings = smoke_run
-    preds = hamuco_predictions(run, SMOKE_ROOT, settings, num_views=3, max_samples=3, seed=1)
+    run, _, settings, root = smoke_run
+    preds = hamuco_predictions(run, root, settings, num_views=3, max_samples=3, seed=1)
     assert (preds["pred_view_mask"].sum(1) == 3).all()
-    again = hamuco_predictions(run, SMOKE_ROOT, settings, num_views=3, max_samples=3, seed=1)
+    again = hamuco_predictions(run, root, settings, num_views=3, max_samples=3, seed=1)
     assert (again["pred_view_mask"] == preds["pred_view_mask"]).all()  # seeded
     rows = hamuco_metrics(preds, vertices=False)
     assert rows["fused"]["views"] == 3.0 and math.isnan(rows["fused"]["PA-MPVPE"])
-    table = error_vs_views(run, SMOKE_ROOT, settings, views=[1, 2, 8], max_samples=2)
+    table = error_vs_views(run, root, settings, views=[1, 2, 8], max_samples=2)
     assert list(table.index) == [1, 2, 8]
     assert list(table.columns) == ["single_view", "cross_view", "fused"]
     assert table.notna().all().all()
