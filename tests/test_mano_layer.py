@@ -260,3 +260,45 @@ def test_model_arrays_never_enter_a_state_dict(random_model_arrays, tmp_path):
     assert all(not k.startswith("mano.") for k in wrapper.state_dict())
     # the layer still moves with .to() (buffers, just not persistent ones)
     assert layer.to(torch.float64).v_template.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "parents",
+    [
+        (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14),  # MANO: stacked views
+        (-1, 0, 0, 1, 2, 1, 3, 5),  # uneven levels: gathers and a permutation
+        (-1, 0, 1, 2, 3),  # a single chain
+        (-1,),  # a root alone
+    ],
+)
+def test_kinematic_tree_matches_generic_forward_kinematics(parents):
+    from hand_lib.geometry.rotations import axis_angle_to_matrix
+    from hand_lib.mano.lbs import KinematicTree, forward_kinematics, kinematic_levels
+
+    J = len(parents)
+    rot = axis_angle_to_matrix(torch.randn(3, J, 3, dtype=torch.float64))
+    rest = torch.randn(3, J, 3, dtype=torch.float64)
+    levels = [(torch.as_tensor(a), torch.as_tensor(b)) for a, b in kinematic_levels(parents)]
+    want_rot, want_pos = forward_kinematics(rot, rest, levels)
+    got_rot, got_pos = KinematicTree(parents)(rot, rest)
+    torch.testing.assert_close(got_rot, want_rot, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got_pos, want_pos, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["pose", "betas", "transl"])
+def test_gradcheck_each_input_alone(random_model_arrays, tmp_path, which):
+    """The hand-written skinning backward skips what is not needed: check each path."""
+    layer = ManoLayer(_write(tmp_path, random_model_arrays), dtype=torch.float64)
+    inputs = {
+        "pose": torch.randn(2, 16, 3, dtype=torch.float64) * 0.5,
+        "betas": torch.randn(2, 10, dtype=torch.float64),
+        "transl": torch.randn(2, 3, dtype=torch.float64),
+    }
+    inputs[which].requires_grad_()
+
+    def f(x):
+        args = dict(inputs, **{which: x})
+        out = layer(args["pose"], args["betas"], args["transl"])
+        return out.vertices[:, ::5], out.keypoints
+
+    assert torch.autograd.gradcheck(f, (inputs[which],), atol=1e-6)

@@ -27,8 +27,7 @@ from hand_lib.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
 from hand_lib.mano.io import ManoModelData, Side, load_model
 from hand_lib.mano.joints import MANO_TO_FREIHAND
 from hand_lib.mano.lbs import (
-    forward_kinematics,
-    kinematic_levels,
+    KinematicTree,
     linear_blend_skinning,
     pose_feature,
     skinning_transforms,
@@ -97,9 +96,14 @@ class ManoLayer(nn.Module):
         V, J = model.num_vertices, model.num_joints
         buf("v_template", model.v_template)  # (V, 3)
         # coordinate-major copies for the skinning layout (3, V, B)
-        buf("v_template_cm", model.v_template.T[:, :, None])  # (3, V, 1)
-        buf("shapedirs_cm", model.shapedirs.transpose(1, 0, 2).reshape(3 * V, -1))  # (3V, S)
-        buf("posedirs_cm", model.posedirs.transpose(1, 0, 2).reshape(3 * V, -1))  # (3V, 135)
+        # Coordinate-major copies for the skinning layout (3, V, B). Pose correctives and
+        # shape directions share one matrix, [posedirs | shapedirs], so that both blend
+        # shapes cost one matrix product forward and one backward.
+        buf("v_template_cm", model.v_template.T.reshape(3 * V, 1))  # (3V, 1)
+        posedirs_cm = model.posedirs.transpose(1, 0, 2).reshape(3 * V, -1)  # (3V, 9(J-1))
+        shapedirs_cm = model.shapedirs.transpose(1, 0, 2).reshape(3 * V, -1)  # (3V, S)
+        buf("blend_dirs_cm", np.concatenate([posedirs_cm, shapedirs_cm], axis=1))
+        self.num_pose_features = int(posedirs_cm.shape[1])
         buf("J_regressor", model.J_regressor)  # (J, V)
         buf("template_joints", model.J_regressor @ model.v_template)  # (J, 3)
         shape_joints = np.einsum("jv,vcs->sjc", model.J_regressor, model.shapedirs)
@@ -112,13 +116,7 @@ class ManoLayer(nn.Module):
         self.register_buffer("parents", torch.as_tensor(model.parents, dtype=torch.long), False)
         self.register_buffer("tip_vertex_ids", torch.as_tensor(model.tip_vertex_ids), False)
         self.register_buffer("keypoint_index", torch.as_tensor(MANO_TO_FREIHAND), False)
-        self._levels: list[tuple[str, str]] = []
-        for depth, (ids, parent_ids) in enumerate(kinematic_levels(model.parents.tolist())):
-            self.register_buffer(f"_level{depth}_ids", torch.as_tensor(ids), persistent=False)
-            self.register_buffer(
-                f"_level{depth}_par", torch.as_tensor(parent_ids), persistent=False
-            )
-            self._levels.append((f"_level{depth}_ids", f"_level{depth}_par"))
+        self.kinematics = KinematicTree(model.parents.tolist())
 
     # ------------------------------------------------------------------------------
     def pca_to_axis_angle(self, coeffs: Tensor) -> Tensor:
@@ -201,9 +199,9 @@ class ManoLayer(nn.Module):
         rot_mats = self.local_rotations(pose, pose_type, global_orient)
         B = rot_mats.shape[0]
         V, J = self.num_vertices, self.num_joints
-        # Blend shapes are built coordinate-major, (3, V, B), the layout skinning wants.
-        pose_offsets = (self.posedirs_cm @ pose_feature(rot_mats).T).view(3, V, B)
-        v_posed = self.v_template_cm + pose_offsets
+        # Blend shapes are built coordinate-major, (3V, B), the layout skinning wants:
+        # v_template + [posedirs | shapedirs] @ [pose feature | betas]^T in one product.
+        features = pose_feature(rot_mats)
         joints_rest = self.template_joints.expand(B, J, 3)
         if betas is not None:
             if betas.ndim != 2 or betas.shape[0] != B or betas.shape[1] > self.num_betas:
@@ -211,19 +209,17 @@ class ManoLayer(nn.Module):
                     f"betas must be (B, S) = ({B}, <= {self.num_betas}), got {tuple(betas.shape)}"
                 )
             n = betas.shape[1]
-            v_posed = v_posed + (self.shapedirs_cm[:, :n] @ betas.T).view(3, V, B)
+            features = torch.cat([features, betas], dim=1)
             joints_rest = joints_rest + (betas @ self.joint_shapedirs[:n]).view(B, J, 3)
+        dirs = self.blend_dirs_cm[:, : features.shape[1]]
+        v_posed = torch.addmm(self.v_template_cm, dirs, features.T).view(3, V, B)
+        if transl is not None and transl.shape != (B, 3):
+            raise ValueError(f"transl must be (B, 3) = ({B}, 3), got {tuple(transl.shape)}")
 
-        levels = [(getattr(self, a), getattr(self, b)) for a, b in self._levels]
-        frame_rot, frame_pos = forward_kinematics(rot_mats, joints_rest, levels)
+        frame_rot, frame_pos = self.kinematics(rot_mats, joints_rest)
         transforms = skinning_transforms(frame_rot, frame_pos, joints_rest)
-        vertices = linear_blend_skinning(v_posed, self.weights, transforms)
-        joints = frame_pos
-        if transl is not None:
-            if transl.shape != (B, 3):
-                raise ValueError(f"transl must be (B, 3) = ({B}, 3), got {tuple(transl.shape)}")
-            vertices = vertices + transl.unsqueeze(1)
-            joints = joints + transl.unsqueeze(1)
+        vertices = linear_blend_skinning(v_posed, self.weights, transforms, transl)
+        joints = frame_pos if transl is None else frame_pos + transl.unsqueeze(1)
         keypoints = torch.cat([joints, vertices[:, self.tip_vertex_ids]], dim=1)[
             :, self.keypoint_index
         ]

@@ -668,8 +668,11 @@ def _hand_geometry(p: HandProportions) -> tuple[np.ndarray, np.ndarray]:
     cum = np.array([0.0, segs[0], segs[0] + segs[1], sum(segs)])
     s_hole = float(np.dot(h_mean - joints_t[0], _unit(joints_t[1] - joints_t[0])))
     s = _ring_positions(RING_COUNTS["thumb"], segs, max(s_hole, 0.0))
-    radii = np.interp(s, [s[0], s[1], segs[0], segs[0] + 0.5 * segs[1], segs[0] + segs[1],
-                          sum(segs)], np.array(THUMB_RADIUS) * g * sk.radius["thumb"])
+    radii = np.interp(
+        s,
+        [s[0], s[1], segs[0], segs[0] + 0.5 * segs[1], segs[0] + segs[1], sum(segs)],
+        np.array(THUMB_RADIUS) * g * sk.radius["thumb"],
+    )
     cap_r = 0.95 * THUMB_RADIUS[-1] * g * sk.radius["thumb"]
     depth = np.clip(sum(segs) - s, 0.0, None)
     radii = np.where(depth < cap_r, np.sqrt(np.clip(cap_r**2 - (cap_r - depth) ** 2, 0, None))
@@ -974,9 +977,14 @@ def sample_natural_poses(
     bend = np.clip(0.7 * grasp + 0.1 + rng.normal(0.0, 0.15, num), 0.0, 1.0)
     (c_lo, c_hi), (m_lo, m_hi), (i_lo, i_hi) = THUMB_FLEX_LIMITS
     # CMC: flexion across the palm, palmar abduction, pronation, all growing with opposition
-    ang[:, 12] = np.stack([np.clip(-5.0 + 30.0 * oppose + rng.normal(0, 7, num), c_lo, c_hi),
-                           np.clip(5.0 + 35.0 * oppose + rng.normal(0, 5, num), -10, 50),
-                           np.clip(30.0 * oppose + rng.normal(0, 6, num), -15, 45)], -1)
+    ang[:, 12] = np.stack(
+        [
+            np.clip(-5.0 + 30.0 * oppose + rng.normal(0, 7, num), c_lo, c_hi),
+            np.clip(5.0 + 35.0 * oppose + rng.normal(0, 5, num), -10, 50),
+            np.clip(30.0 * oppose + rng.normal(0, 6, num), -15, 45),
+        ],
+        -1,
+    )
     ang[:, 13] = np.stack([np.clip(5.0 + 45.0 * bend + rng.normal(0, 7, num), m_lo, m_hi),
                            rng.normal(0, 3, num), rng.normal(0, 3, num)], -1)  # fmt: skip
     ang[:, 14] = np.stack([np.clip(5.0 + 60.0 * bend + rng.normal(0, 8, num), i_lo, i_hi),
@@ -1365,8 +1373,12 @@ def main(argv: list[str] | None = None) -> None:
     """Rebuild the shipped model file (and optionally its picture)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", type=Path, default=OPEN_HAND_RIGHT,
-                        help=f"model file to write (.pkl or .npz; default {OPEN_HAND_RIGHT})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OPEN_HAND_RIGHT,
+        help=f"model file to write (.pkl or .npz; default {OPEN_HAND_RIGHT})",
+    )
     parser.add_argument("--render", type=Path, default=None, metavar="PATH",
                         help="also draw the model in a few poses to this PNG")  # fmt: skip
     args = parser.parse_args(argv)
