@@ -13,33 +13,13 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
+from _timing import paired_ratio, steps_for, time_interleaved
 
 from hand_lib.mano import ManoLayer
 from hand_lib.mano.io import OPEN_HAND_RIGHT, resolve_model_path
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn, device: torch.device, min_time: float = 0.5, max_reps: int = 200) -> float:
-    """Median wall time of ``fn`` in milliseconds (after two warm-up calls)."""
-    for _ in range(2):
-        fn()
-    _sync(device)
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < 5 or (time.perf_counter() - start < min_time and len(samples) < max_reps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -48,7 +28,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024, 16384])
     parser.add_argument("--mano", default=None, help="MANO file or folder (default: open hand)")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement")
+    parser.add_argument(
+        "--min-time", type=float, default=3.0, help="seconds per pair of cases (both timed)"
+    )
     args = parser.parse_args()
 
     import smplx  # optional dependency (the 'compare' extra): only the benchmark needs it
@@ -88,16 +70,14 @@ def main() -> None:
             out = ref(betas=b, global_orient=p[:, 0], hand_pose=p[:, 1:].flatten(1), transl=transl)
             (out.vertices.square().sum() + out.joints.square().sum()).backward()
 
-        row = {"batch": batch}
-        for name, fn in [
-            ("ours_fwd", ours_fwd),
-            ("smplx_fwd", ref_fwd),
-            ("ours_fwd_bwd", ours_fb),
-            ("smplx_fwd_bwd", ref_fb),
-        ]:
-            row[f"{name}_ms"] = time_call(fn, device, args.min_time)
-        row["speedup_fwd"] = row["smplx_fwd_ms"] / row["ours_fwd_ms"]
-        row["speedup_fwd_bwd"] = row["smplx_fwd_bwd_ms"] / row["ours_fwd_bwd_ms"]
+        row: dict[str, float] = {"batch": batch}
+        for kind, pair in [("fwd", (ours_fwd, ref_fwd)), ("fwd_bwd", (ours_fb, ref_fb))]:
+            steps = steps_for(list(pair), device, args.min_time)
+            ours_ms, ref_ms = time_interleaved(list(pair), device, steps, warmup=2)
+            row[f"ours_{kind}_ms"] = statistics.median(ours_ms)
+            row[f"smplx_{kind}_ms"] = statistics.median(ref_ms)
+            row[f"speedup_{kind}"] = paired_ratio(ref_ms, ours_ms)
+            row[f"rounds_{kind}"] = steps
         rows.append(row)
 
     env = {

@@ -23,13 +23,12 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _timing import time_call
 
 from hand_lib.mano import ManoLayer
 from hand_lib.render import MeshRenderer, RenderSettings
@@ -37,30 +36,11 @@ from hand_lib.render import MeshRenderer, RenderSettings
 CASES = ("silhouette", "rgb")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _rss_mb() -> float:
     """Current resident set size of this process, MiB (Linux /proc)."""
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def time_call(fn, device: torch.device, min_time: float, max_reps: int = 100) -> float:
-    """Median wall time of ``fn`` in milliseconds (one warm-up call, at least 3 samples)."""
-    fn()
-    _sync(device)
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < 3 or (time.perf_counter() - start < min_time and len(samples) < max_reps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples)
 
 
 def hand_batch(batch: int, device: torch.device, size: int):
@@ -122,7 +102,7 @@ def measure(backend: str, case: str, batch: int, device: torch.device, size: int
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    ms = time_call(step, device, min_time)
+    ms = time_call(step, device, min_time, max_reps=100)
     if device.type == "cuda":
         peak_mb, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_allocated"
     else:

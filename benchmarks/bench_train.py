@@ -44,11 +44,11 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from _timing import sync, time_interleaved
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -67,36 +67,9 @@ METHODS = ("s2hand", "hamuco")
 STAGE_OF = {"s2hand": "s2hand_finetune", "hamuco": "hamuco"}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _autocast(device: torch.device, amp: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                           enabled=amp and device.type == "cuda")  # fmt: skip
-
-
-def time_interleaved(fns: list[Callable[[], Any]], device: torch.device, steps: int,
-                     warmup: int) -> list[list[float]]:  # fmt: skip
-    """Wall time of each call of each of ``fns``, milliseconds, calling them in turn.
-
-    ``warmup`` untimed rounds first, then ``steps`` timed rounds of one call each. Calling
-    the cases in turn rather than one after the other exposes them to the same load from
-    other jobs on a shared machine, which keeps their ratio meaningful there.
-    """
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    _sync(device)
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(steps):
-        for fn, out in zip(fns, samples, strict=True):
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            out.append((time.perf_counter() - t0) * 1e3)
-    return samples
 
 
 def crop_intrinsics(batch_shape: tuple[int, ...], size: int) -> Tensor:
@@ -244,7 +217,7 @@ def measure_method(method: str, settings: SuiteSettings, args: argparse.Namespac
     # step's over all later calls (the interleaved ceiling calls need less than a step).
     _reset_peak(device)
     runner.ceiling_step()
-    _sync(device)
+    sync(device)
     ceiling_peak = _peak_mb(device)
     _reset_peak(device)
     ceiling_ms, step_ms = time_interleaved([runner.ceiling_step, runner.train_step], device,

@@ -1,0 +1,49 @@
+"""The benchmark scripts still run and write the JSON their RESULTS.md sections cite.
+
+Tiny sizes only: these check that the scripts work end to end, not how fast anything is
+(speed goals live in the scripts and benchmarks/RESULTS.md, never in tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, tmp_path: Path) -> dict:
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_bench_mano_pairs_ours_with_smplx(tmp_path):
+    pytest.importorskip("smplx")
+    result = _run("bench_mano.py", "--device", "cpu", "--batch", "2", "--min-time", "0",
+                  tmp_path=tmp_path)  # fmt: skip
+    (row,) = result["rows"]
+    assert row["batch"] == 2
+    for kind in ("fwd", "fwd_bwd"):
+        assert row[f"ours_{kind}_ms"] > 0 and row[f"smplx_{kind}_ms"] > 0
+        assert row[f"speedup_{kind}"] > 0 and row[f"rounds_{kind}"] >= 5
+
+
+def test_bench_render_reports_time_and_memory(tmp_path):
+    result = _run("bench_render.py", "--device", "cpu", "--batches", "1", "--size", "32",
+                  "--min-time", "0", "--threads", "1", tmp_path=tmp_path)  # fmt: skip
+    assert result["image_size"] == 32
+    rows = {(r["backend"], r["case"], r["batch"]): r for r in result["rows"]}
+    assert set(rows) == {("torch", "silhouette", 1), ("torch", "rgb", 1)}
+    assert all(r["ms"] > 0 and r["peak_mb"] >= 0 for r in rows.values())
