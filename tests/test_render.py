@@ -563,3 +563,22 @@ def test_installer_refuses_without_cuda():
     with pytest.raises(installer.InstallError, match="CUDA|GPU"):
         installer.check_cuda_build_environment()
     assert installer.main([]) == 1
+
+
+def test_installer_unpacks_a_carried_sdist(tmp_path):
+    import tarfile
+
+    installer = _load_installer()
+    src = tmp_path / "src" / "neural_renderer_pytorch-1.1.3"
+    (src / "neural_renderer").mkdir(parents=True)
+    (src / "setup.py").write_text("# setup\n")
+    (src / "neural_renderer" / "x.cu").write_text("AT_CHECK(1);\n")
+    archive = tmp_path / "neural_renderer_pytorch-1.1.3.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    work = tmp_path / "work"
+    work.mkdir()
+    tree = installer.unpack_sdist(archive, work)
+    assert tree == work / src.name and (tree / "neural_renderer" / "x.cu").exists()
+    with pytest.raises(installer.InstallError, match="no such sdist"):
+        installer.unpack_sdist(tmp_path / "missing.tar.gz", work)

@@ -15,6 +15,7 @@ found, because the extension has no CPU code at all. The project never needs it:
 optional comparison backend ``RenderSettings(backend="neural_renderer")``.
 
     python tools/install_neural_renderer.py            # download, patch, build, install
+    python tools/install_neural_renderer.py --sdist FILE.tar.gz  # no PyPI: a carried sdist
     python tools/install_neural_renderer.py --patch-only DIR   # just edit an unpacked tree
 """
 
@@ -98,7 +99,7 @@ def check_cuda_build_environment() -> None:
 
 
 def download_sdist(dest: Path) -> Path:
-    """pip-download the sdist into ``dest`` and unpack it; return the source tree."""
+    """pip-download the sdist into ``dest`` (needs PyPI); return the archive."""
     subprocess.run(
         [sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "--no-binary", ":all:",
          "--no-build-isolation", "-d", str(dest)],
@@ -107,11 +108,18 @@ def download_sdist(dest: Path) -> Path:
     archives = sorted(dest.glob("*.tar.gz"))
     if len(archives) != 1:
         raise InstallError(f"expected one sdist in {dest}, found {[a.name for a in archives]}")
-    with tarfile.open(archives[0]) as archive:
+    return archives[0]
+
+
+def unpack_sdist(archive: Path, dest: Path) -> Path:
+    """Unpack ``archive`` into ``dest``; return the source tree (the folder with setup.py)."""
+    if not archive.is_file():
+        raise InstallError(f"{archive}: no such sdist (neural_renderer_pytorch-1.1.3.tar.gz)")
+    with tarfile.open(archive) as tar:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-            archive.extractall(dest, filter="data")
+            tar.extractall(dest, filter="data")
         else:  # pragma: no cover
-            archive.extractall(dest)
+            tar.extractall(dest)
     trees = [p for p in dest.iterdir() if p.is_dir() and (p / "setup.py").exists()]
     if len(trees) != 1:
         raise InstallError(f"expected one source tree with setup.py in {dest}")
@@ -131,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch-only", type=Path, default=None, metavar="DIR",
                         help="only apply the source edits to an unpacked tree")
+    parser.add_argument("--sdist", type=Path, default=None, metavar="FILE",
+                        help="use this neural_renderer_pytorch-1.1.3.tar.gz instead of "
+                             "downloading it (for machines without PyPI)")  # fmt: skip
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="work in DIR (kept) instead of a temporary folder")
     args = parser.parse_args(argv)
@@ -143,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.keep or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            tree = download_sdist(work)
+            archive = args.sdist or download_sdist(work)
+            tree = unpack_sdist(archive, work)
             for name, n in patch_sources(tree).items():
                 print(f"patched {name}: {n} edits")
             install_tree(tree)
