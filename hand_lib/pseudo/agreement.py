@@ -36,7 +36,13 @@ from hand_lib.data.errors import HanCoFormatError
 from hand_lib.data.files import FileReader
 from hand_lib.data.hanco import HANCO_NUM_CAMERAS, PSEUDO_LABEL_DIRS, scan_hanco
 from hand_lib.geometry.triangulation import triangulate_ransac
-from hand_lib.pseudo.labels import hanco_label_path, read_hanco_label, write_hanco_label
+from hand_lib.pseudo.labels import (
+    hanco_label_path,
+    prepare_label_folder,
+    read_hanco_label,
+    read_label_stamp,
+    write_hanco_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +203,12 @@ def label_hanco_agreement(
     if sequences is not None:
         keep &= np.isin(index.seqs, list(sequences))
     rows = np.flatnonzero(keep)
+    # The raw labels' own stamp stands for them: relabelled raw labels make these stale.
+    inputs = {"labeller": "agreement", "mode": mode, "sigma_px": float(sigma_px),
+              "threshold_px": float(threshold_px), "min_inliers": int(min_inliers),
+              "label_dir": label_dir, "image_dir": image_dir,
+              "source": read_label_stamp(root / label_dir)}  # fmt: skip
+    overwrite = prepare_label_folder(root / out_dir, inputs, overwrite)
     files = FileReader(root, HanCoFormatError)
     todo, skipped = [], 0
     for r in rows:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from hand_lib.pseudo.labels import (
     HANCO_LABEL_DIR,
     LabelFormatError,
     hanco_label_path,
+    prepare_label_folder,
     read_hanco_label,
     write_hanco_label,
 )
@@ -138,6 +139,18 @@ def hanco_projections(
     return uv, xyz, K, M
 
 
+def _dataset_fingerprint(root: Path) -> Any:
+    """What identifies a HanCo-layout folder's content for its derived labels: the synthetic
+    generator's record (version and configuration) when there is one, else None (a real
+    dataset, whose ground truth does not change)."""
+    path = root / "synthetic.json"
+    if not path.is_file():
+        return None
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def label_hanco_simulated(
     root: str | os.PathLike[str],
     *,
@@ -193,6 +206,13 @@ def label_hanco_simulated(
     keep = np.ones(len(index.seqs), dtype=bool) if sequences is None else np.isin(
         index.seqs, list(sequences))
     rows = np.flatnonzero(keep)
+    # What the labels depend on: a changed detector, seed or dataset (a synthetic folder
+    # regenerated or upgraded by a newer generator) makes the folder's labels stale.
+    inputs = {"labeller": "simulated", "config": asdict(config), "seed": int(seed),
+              "image_dir": image_dir, "num_cameras": int(num_cameras),
+              "visibility": visibility if isinstance(visibility, str) else "callable",
+              "data": _dataset_fingerprint(root)}  # fmt: skip
+    overwrite = prepare_label_folder(root / label_dir, inputs, overwrite)
     written = skipped = found = with_vis = 0
     for r in tqdm(rows, desc="simulated labels", disable=not progress):
         seq, frame = int(index.seqs[r]), int(index.frames[r])

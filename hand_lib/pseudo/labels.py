@@ -173,6 +173,89 @@ def atomic_write_json(
     return True
 
 
+#: suffix of the provenance file a labeller writes *beside* its label folder
+#: (``rgb_2D_keypoints`` -> ``rgb_2D_keypoints.provenance.json``), so the folder itself holds
+#: label files only
+LABEL_STAMP_SUFFIX = ".provenance.json"
+
+
+def label_stamp_path(folder: PathLike) -> Path:
+    """Where the provenance stamp of a label folder lives (beside it)."""
+    folder = Path(folder)
+    return folder.with_name(folder.name + LABEL_STAMP_SUFFIX)
+
+
+def label_stamp_matches(folder: PathLike, inputs: dict[str, Any]) -> bool | None:
+    """Whether the label folder was written from ``inputs`` (see :func:`write_label_stamp`).
+
+    Returns:
+        True if its stamp equals ``inputs``, False if the stamp differs (the labels are
+        stale: written by another labeller configuration or from other data), None if the
+        folder has no stamp (new, or written by something that does not stamp, such as the
+        labels shipped with HanCo).
+
+    Raises:
+        ValueError: the stamp exists but is not valid JSON (names the file).
+    """
+    path = label_stamp_path(folder)
+    if not path.is_file():
+        return None
+    try:
+        stamp = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); delete it to relabel") from error
+    # a JSON round trip of ``inputs`` compares like with like (tuples become lists)
+    return stamp == json.loads(json.dumps(inputs))
+
+
+def write_label_stamp(folder: PathLike, inputs: dict[str, Any]) -> None:
+    """Record what a label folder was computed from (labeller, its parameters, a fingerprint
+    of the data), atomically, in :func:`label_stamp_path`."""
+    atomic_write_json(label_stamp_path(folder), inputs,
+                      dump=lambda obj, f: json.dump(obj, f, indent=1, sort_keys=True))  # fmt: skip
+
+
+def prepare_label_folder(folder: PathLike, inputs: dict[str, Any], overwrite: bool) -> bool:
+    """Decide whether a labelling run must rewrite ``folder``, and stamp it.
+
+    - stamp equal to ``inputs``: resume (existing files kept unless ``overwrite``);
+    - stamp different: the labels are stale (other parameters or other data), so every file
+      is rewritten, with a warning; the new stamp is written first, so an interrupted
+      relabelling resumes as such;
+    - no stamp and no label file: a new folder, stamped;
+    - no stamp but label files (labels shipped with a dataset, or written before stamps
+      existed): kept as they are unless ``overwrite``, with a warning; not stamped.
+
+    Returns:
+        The ``overwrite`` flag the run must use.
+    """
+    import logging
+
+    folder = Path(folder)
+    state = label_stamp_matches(folder, inputs)
+    if state is False:
+        logging.getLogger(__name__).warning(
+            "%s was labelled from other inputs than these (see %s); relabelling every view",
+            folder, label_stamp_path(folder))
+        overwrite = True
+    elif state is None and not overwrite and folder.is_dir() and next(
+            folder.glob("*/cam*/*.json"), None) is not None:
+        logging.getLogger(__name__).warning(
+            "%s holds labels without a provenance stamp (%s); keeping them as they are "
+            "(overwrite=True relabels)", folder, label_stamp_path(folder))
+        return overwrite
+    if state is not True:
+        write_label_stamp(folder, inputs)
+    return overwrite
+
+
+def read_label_stamp(folder: PathLike) -> Any:
+    """The stamp of a label folder (None when it has none): a fingerprint of its labels'
+    inputs, for labels derived from them (see :func:`prepare_label_folder`)."""
+    path = label_stamp_path(folder)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def _rounded(arr: np.ndarray, decimals: int) -> list[Any]:
     return np.round(np.asarray(arr, dtype=np.float64), decimals).tolist()
 
