@@ -101,3 +101,25 @@ def test_corrupt_stamp_is_named(root):
     stamp.write_text("{not json")
     with pytest.raises(ValueError, match="provenance.json"):
         label_hanco_simulated(root, seed=0, progress=False)
+
+
+def test_training_run_refuses_other_labels(root, tmp_path, caplog):
+    """A run folder records its data and labels; resuming it on others is refused."""
+    from hand_lib.experiments.data import RUN_PROVENANCE, data_provenance, guard_run_data
+
+    label_hanco_simulated(root, seed=0, progress=False)
+    run = tmp_path / "runs" / "s2hand_shape"
+    first = data_provenance(root)
+    assert first["labels"]["seed"] == 0 and first["pseudo_dir"] == HANCO_LABEL_DIR
+    guard_run_data(run, first)  # no checkpoint yet: recorded
+    assert json.loads((run / RUN_PROVENANCE).read_text()) == json.loads(json.dumps(first))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "step_00000010.pt").write_bytes(b"")
+    guard_run_data(run, data_provenance(root))  # same data: resumes
+    label_hanco_simulated(root, seed=4, progress=False)
+    with pytest.raises(RuntimeError, match="other data or pseudo labels"):
+        guard_run_data(run, data_provenance(root))
+    (run / RUN_PROVENANCE).unlink()  # a run from before the records: warned, resumed
+    with caplog.at_level(logging.WARNING):
+        guard_run_data(run, data_provenance(root))
+    assert "without checking its data" in caplog.text

@@ -61,3 +61,62 @@ def hanco_dataset(
                     augment=augment, seed=seed)  # fmt: skip
     return HanCo(root, split=split, mode=mode, image_dir=image_dir, transform=crop,
                  missing_views="skip", pseudo_dir=pseudo_dir)  # fmt: skip
+
+
+#: file in a run folder recording the data and labels the run was trained on
+RUN_PROVENANCE = "data_provenance.json"
+
+
+def data_provenance(root: str | os.PathLike[str], pseudo_dir: str | None = None) -> dict:
+    """What a training run's data are, for :func:`guard_run_data`: the synthetic generator's
+    record (None for a real dataset) and the provenance stamp of the pseudo-label folder
+    (None when the folder has none, e.g. HaMuCo's shipped labels)."""
+    import json
+
+    from hand_lib.data.hanco import PSEUDO_LABEL_DIRS
+    from hand_lib.pseudo.labels import read_label_stamp
+
+    root = Path(root)
+    if pseudo_dir is None:
+        pseudo_dir = next((d for d in PSEUDO_LABEL_DIRS if (root / d).is_dir()),
+                          PSEUDO_LABEL_DIRS[0])  # fmt: skip
+    synthetic = root / "synthetic.json"
+    return {
+        "data": json.loads(synthetic.read_text(encoding="utf-8")) if synthetic.is_file() else None,
+        "pseudo_dir": pseudo_dir,
+        "labels": read_label_stamp(root / pseudo_dir),
+    }
+
+
+def guard_run_data(run_dir: str | os.PathLike[str], provenance: dict) -> None:
+    """Refuse to resume a run on other data or labels than it was trained on.
+
+    A run folder without checkpoints gets ``provenance`` recorded (``data_provenance.json``);
+    one with checkpoints must match its record. A folder trained before records existed is
+    resumed with a warning.
+
+    Raises:
+        RuntimeError: the run's record differs (names the folder and what to do).
+    """
+    import json
+    import logging
+
+    from hand_lib.pseudo.labels import atomic_write_json
+    from hand_lib.train.checkpoint import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    record = run_dir / RUN_PROVENANCE
+    current = json.loads(json.dumps(provenance))
+    trained = latest_checkpoint(run_dir / "checkpoints") is not None
+    if not trained:
+        atomic_write_json(record, current, dump=lambda obj, f: json.dump(obj, f, indent=1))
+        return
+    if not record.is_file():
+        logging.getLogger(__name__).warning(
+            "%s has checkpoints but no %s: resuming without checking its data", run_dir,
+            RUN_PROVENANCE)
+        return
+    if json.loads(record.read_text(encoding="utf-8")) != current:
+        raise RuntimeError(
+            f"{run_dir} was trained on other data or pseudo labels than these (see {record}): "
+            f"delete {run_dir} to train on these, or point data_root back to the data it used")

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from hand_lib.experiments.data import hanco_dataset
+from hand_lib.experiments.data import data_provenance, guard_run_data, hanco_dataset
 from hand_lib.experiments.evaluate import collect_predictions, ground_truth_vertices, metrics_row
 from hand_lib.experiments.s2hand import StageRun
 from hand_lib.experiments.settings import SuiteSettings, training_config
@@ -117,6 +117,7 @@ def train_hamuco(
     out_dir = Path(runs_dir) / name
     seed_everything(seed)  # a reproducible initialisation (the trainer seeds after it)
     task = build_hamuco_task(settings, mano_path, rotation)
+    guard_run_data(out_dir, data_provenance(data_root))
     train_data = hanco_dataset(data_root, "train", settings.hamuco_image_size, mode="multi",
                                seed=seed, rotation_deg=rotation_deg)  # fmt: skip
     config = training_config("hamuco", settings, **{"train.seed": seed, **config_updates})

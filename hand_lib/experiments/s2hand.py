@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from hand_lib.experiments.data import hanco_dataset
+from hand_lib.experiments.data import data_provenance, guard_run_data, hanco_dataset
 from hand_lib.experiments.settings import SuiteSettings, training_config
 from hand_lib.losses import keypoint_2d_l1_loss
 from hand_lib.mano import ManoLayer
@@ -139,6 +139,7 @@ def train_s2hand_stage(
             load_weights(task, init_from["s2hand_shape"],
                          {"net.encoder.": "net.encoder.", "net.regressor.": "net.regressor."})
             load_weights(task, init_from["s2hand_kp"], {"net.hourglass.": "net.hourglass."})
+    guard_run_data(out_dir, data_provenance(data_root))
     train_data = hanco_dataset(data_root, "train", settings.image_size, seed=seed)
     config = training_config(stage, settings, **{"train.seed": seed, **config_updates})
     trainer = Trainer(task, train_data, config, out_dir, device=device, resume=True)
