@@ -24,7 +24,7 @@ from hand_lib.losses import keypoint_2d_l1_loss
 from hand_lib.mano import ManoLayer
 from hand_lib.models import S2HandConfig, S2HandNet
 from hand_lib.tasks import S2HandTask
-from hand_lib.train import Trainer, TrainSummary, latest_checkpoint, load_weights
+from hand_lib.train import Trainer, TrainSummary, latest_checkpoint, load_weights, seed_everything
 
 #: suite stage -> S2HAND task stage
 TASK_STAGE = {"s2hand_shape": "shape", "s2hand_kp": "kp", "s2hand_finetune": "finetune",
@@ -130,6 +130,7 @@ def train_s2hand_stage(
         config_updates: dotted trainer-config overrides, e.g. ``**{"optim.lr": 1e-4}``.
     """
     out_dir = Path(runs_dir) / stage
+    seed_everything(seed)  # a reproducible initialisation (the trainer seeds after it)
     task = build_task(stage, settings, mano_path)
     if stage == "s2hand_finetune":
         if not init_from or not {"s2hand_shape", "s2hand_kp"} <= set(init_from):
