@@ -302,3 +302,13 @@ def test_gradcheck_each_input_alone(random_model_arrays, tmp_path, which):
         return out.vertices[:, ::5], out.keypoints
 
     assert torch.autograd.gradcheck(f, (inputs[which],), atol=1e-6)
+
+
+def test_translation_of_another_dtype_is_cast(random_model_arrays, tmp_path):
+    layer = ManoLayer(_write(tmp_path, random_model_arrays))  # float32
+    pose, transl = torch.randn(2, 16, 3) * 0.3, torch.randn(2, 3)
+    want = layer(pose, None, transl)
+    got = layer(pose, None, transl.double())
+    assert got.vertices.dtype == torch.float32
+    torch.testing.assert_close(got.vertices, want.vertices)
+    torch.testing.assert_close(got.keypoints, want.keypoints)

@@ -213,8 +213,10 @@ class ManoLayer(nn.Module):
             joints_rest = joints_rest + (betas @ self.joint_shapedirs[:n]).view(B, J, 3)
         dirs = self.blend_dirs_cm[:, : features.shape[1]]
         v_posed = torch.addmm(self.v_template_cm, dirs, features.T).view(3, V, B)
-        if transl is not None and transl.shape != (B, 3):
-            raise ValueError(f"transl must be (B, 3) = ({B}, 3), got {tuple(transl.shape)}")
+        if transl is not None:
+            if transl.shape != (B, 3):
+                raise ValueError(f"transl must be (B, 3) = ({B}, 3), got {tuple(transl.shape)}")
+            transl = transl.to(v_posed.dtype)
 
         frame_rot, frame_pos = self.kinematics(rot_mats, joints_rest)
         transforms = skinning_transforms(frame_rot, frame_pos, joints_rest)

@@ -276,6 +276,7 @@ def linear_blend_skinning(
             f"got {tuple(vertices.shape)}"
         )
     transforms_cm = transforms.permute(2, 3, 1, 0).contiguous()  # (3, 4, J, B)
-    transl_cm = None if transl is None else transl.T.unsqueeze(1).contiguous()  # (3, 1, B)
+    # (3, 1, B) in the vertices' dtype (a float64 translation for a float32 layer is cast)
+    transl_cm = None if transl is None else transl.to(vertices.dtype).T.unsqueeze(1).contiguous()
     out = _BlendAndApply.apply(weights, transforms_cm, vertices, transl_cm)
     return out.permute(2, 1, 0)
