@@ -152,7 +152,7 @@ def test_labels_enter_as_normalised_crop_coordinates(net):
         out = task(batch)
     batch["pseudo_2d"] = normalized_to_pixels(out.single_view.keypoints_2d, (SIZE, SIZE))
     terms = task.training_step(batch, 0)
-    assert float(terms["keypoint_2d_single"]) < 1e-6
+    assert float(terms["keypoint_2d_single"].detach()) < 1e-6
     assert float(terms["keypoint_2d_cross"]) > 1e-4  # the cross-view output differs
 
 
