@@ -153,7 +153,7 @@ def test_labels_enter_as_normalised_crop_coordinates(net):
     batch["pseudo_2d"] = normalized_to_pixels(out.single_view.keypoints_2d, (SIZE, SIZE))
     terms = task.training_step(batch, 0)
     assert float(terms["keypoint_2d_single"].detach()) < 1e-6
-    assert float(terms["keypoint_2d_cross"]) > 1e-4  # the cross-view output differs
+    assert float(terms["keypoint_2d_cross"].detach()) > 1e-4  # the cross-view output differs
 
 
 def test_predict_shapes_and_fusion(net):
