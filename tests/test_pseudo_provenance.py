@@ -48,6 +48,23 @@ def test_stamp_written_beside_the_folder_and_resume_keeps_files(root):
     assert again.written == 0 and again.skipped_existing == first.written
 
 
+def test_interrupted_relabelling_does_not_mix_old_and_new(root):
+    label_hanco_simulated(root, seed=0, progress=False)
+    total = len(_files(root))
+    # a relabelling with seed 1 that stopped after one sequence
+    label_hanco_simulated(root, seed=1, sequences=[0], progress=False)
+    done = len(_files(root))
+    assert 0 < done < total
+    resumed = label_hanco_simulated(root, seed=1, progress=False)
+    assert resumed.skipped_existing == done and resumed.written == total - done
+    fresh = root.parent / "fresh"
+    shutil.copytree(root, fresh, ignore=shutil.ignore_patterns("rgb_2D_keypoints*"))
+    label_hanco_simulated(fresh, seed=1, progress=False)
+    for path in _files(root):
+        twin = fresh / path.relative_to(root)
+        np.testing.assert_array_equal(read_hanco_label(path)[0], read_hanco_label(twin)[0])
+
+
 def test_other_seed_or_upgraded_data_relabels_everything(root, caplog):
     label_hanco_simulated(root, seed=0, progress=False)
     path = _files(root)[0]
@@ -57,6 +74,11 @@ def test_other_seed_or_upgraded_data_relabels_everything(root, caplog):
     assert other.written == len(_files(root)) and other.skipped_existing == 0
     assert "relabelling every view" in caplog.text
     assert not np.array_equal(read_hanco_label(path)[0], before[0])
+    # the stale labels were moved aside with their stamp, not deleted and not mixed in
+    aside = root / f"{HANCO_LABEL_DIR}.stale-1"
+    old = aside / path.relative_to(root / HANCO_LABEL_DIR)
+    np.testing.assert_array_equal(read_hanco_label(old)[0], before[0])
+    assert json.loads(label_stamp_path(aside).read_text())["seed"] == 0
     # the dataset changes under the labels (as a generator upgrade in place does)
     meta = root / "synthetic.json"
     record = json.loads(meta.read_text())
@@ -65,6 +87,7 @@ def test_other_seed_or_upgraded_data_relabels_everything(root, caplog):
     assert label_stamp_matches(root / HANCO_LABEL_DIR, {"anything": 1}) is False
     again = label_hanco_simulated(root, seed=1, progress=False)
     assert again.written == other.written and again.skipped_existing == 0
+    assert (root / f"{HANCO_LABEL_DIR}.stale-2").is_dir()  # the next free name
     assert label_hanco_simulated(root, seed=1, progress=False).written == 0
 
 

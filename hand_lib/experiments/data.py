@@ -71,18 +71,16 @@ def data_provenance(root: str | os.PathLike[str], pseudo_dir: str | None = None)
     """What a training run's data are, for :func:`guard_run_data`: the synthetic generator's
     record (None for a real dataset) and the provenance stamp of the pseudo-label folder
     (None when the folder has none, e.g. HaMuCo's shipped labels)."""
-    import json
-
     from hand_lib.data.hanco import PSEUDO_LABEL_DIRS
+    from hand_lib.pseudo.hanco_labels import dataset_fingerprint
     from hand_lib.pseudo.labels import read_label_stamp
 
     root = Path(root)
     if pseudo_dir is None:
         pseudo_dir = next((d for d in PSEUDO_LABEL_DIRS if (root / d).is_dir()),
                           PSEUDO_LABEL_DIRS[0])  # fmt: skip
-    synthetic = root / "synthetic.json"
     return {
-        "data": json.loads(synthetic.read_text(encoding="utf-8")) if synthetic.is_file() else None,
+        "data": dataset_fingerprint(root),
         "pseudo_dir": pseudo_dir,
         "labels": read_label_stamp(root / pseudo_dir),
     }

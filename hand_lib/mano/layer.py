@@ -103,7 +103,6 @@ class ManoLayer(nn.Module):
         posedirs_cm = model.posedirs.transpose(1, 0, 2).reshape(3 * V, -1)  # (3V, 9(J-1))
         shapedirs_cm = model.shapedirs.transpose(1, 0, 2).reshape(3 * V, -1)  # (3V, S)
         buf("blend_dirs_cm", np.concatenate([posedirs_cm, shapedirs_cm], axis=1))
-        self.num_pose_features = int(posedirs_cm.shape[1])
         buf("J_regressor", model.J_regressor)  # (J, V)
         buf("template_joints", model.J_regressor @ model.v_template)  # (J, 3)
         shape_joints = np.einsum("jv,vcs->sjc", model.J_regressor, model.shapedirs)

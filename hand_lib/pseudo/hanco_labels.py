@@ -46,6 +46,7 @@ __all__ = [
     "VISIBILITY_DIR",
     "HanCoMultiView",
     "LabellingSummary",
+    "dataset_fingerprint",
     "hanco_projections",
     "label_hanco_simulated",
     "load_hanco_multiview",
@@ -139,11 +140,11 @@ def hanco_projections(
     return uv, xyz, K, M
 
 
-def _dataset_fingerprint(root: Path) -> Any:
+def dataset_fingerprint(root: str | os.PathLike[str]) -> Any:
     """What identifies a HanCo-layout folder's content for its derived labels: the synthetic
     generator's record (version and configuration) when there is one, else None (a real
     dataset, whose ground truth does not change)."""
-    path = root / "synthetic.json"
+    path = Path(root) / "synthetic.json"
     if not path.is_file():
         return None
     import json
@@ -211,7 +212,7 @@ def label_hanco_simulated(
     inputs = {"labeller": "simulated", "config": asdict(config), "seed": int(seed),
               "image_dir": image_dir, "num_cameras": int(num_cameras),
               "visibility": visibility if isinstance(visibility, str) else "callable",
-              "data": _dataset_fingerprint(root)}  # fmt: skip
+              "data": dataset_fingerprint(root)}  # fmt: skip
     overwrite = prepare_label_folder(root / label_dir, inputs, overwrite)
     written = skipped = found = with_vis = 0
     for r in tqdm(rows, desc="simulated labels", disable=not progress):

@@ -185,14 +185,10 @@ def label_stamp_path(folder: PathLike) -> Path:
     return folder.with_name(folder.name + LABEL_STAMP_SUFFIX)
 
 
-def label_stamp_matches(folder: PathLike, inputs: dict[str, Any]) -> bool | None:
-    """Whether the label folder was written from ``inputs`` (see :func:`write_label_stamp`).
-
-    Returns:
-        True if its stamp equals ``inputs``, False if the stamp differs (the labels are
-        stale: written by another labeller configuration or from other data), None if the
-        folder has no stamp (new, or written by something that does not stamp, such as the
-        labels shipped with HanCo).
+def read_label_stamp(folder: PathLike) -> Any:
+    """The provenance stamp of a label folder (see :func:`write_label_stamp`), or None when it
+    has none (new, or written by something that does not stamp, such as the labels shipped
+    with HanCo). Labels derived from a folder record its stamp as their source.
 
     Raises:
         ValueError: the stamp exists but is not valid JSON (names the file).
@@ -201,9 +197,17 @@ def label_stamp_matches(folder: PathLike, inputs: dict[str, Any]) -> bool | None
     if not path.is_file():
         return None
     try:
-        stamp = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); delete it to relabel") from error
+
+
+def label_stamp_matches(folder: PathLike, inputs: dict[str, Any]) -> bool | None:
+    """Whether the label folder was written from ``inputs``: True (same), False (stale: another
+    labeller configuration or other data) or None (no stamp; see :func:`read_label_stamp`)."""
+    stamp = read_label_stamp(folder)
+    if stamp is None:
+        return None
     # a JSON round trip of ``inputs`` compares like with like (tuples become lists)
     return stamp == json.loads(json.dumps(inputs))
 
@@ -215,13 +219,26 @@ def write_label_stamp(folder: PathLike, inputs: dict[str, Any]) -> None:
                       dump=lambda obj, f: json.dump(obj, f, indent=1, sort_keys=True))  # fmt: skip
 
 
+def _move_aside(folder: Path) -> Path:
+    """Rename ``folder`` and its stamp to the first free ``<name>.stale-<n>``; return it."""
+    n = 1
+    while (aside := folder.with_name(f"{folder.name}.stale-{n}")).exists() or \
+            label_stamp_path(aside).exists():  # fmt: skip
+        n += 1
+    if folder.exists():
+        folder.rename(aside)
+    label_stamp_path(folder).rename(label_stamp_path(aside))
+    return aside
+
+
 def prepare_label_folder(folder: PathLike, inputs: dict[str, Any], overwrite: bool) -> bool:
-    """Decide whether a labelling run must rewrite ``folder``, and stamp it.
+    """Decide how a labelling run treats ``folder``, and stamp it.
 
     - stamp equal to ``inputs``: resume (existing files kept unless ``overwrite``);
-    - stamp different: the labels are stale (other parameters or other data), so every file
-      is rewritten, with a warning; the new stamp is written first, so an interrupted
-      relabelling resumes as such;
+    - stamp different: the labels are stale (other parameters or other data); the folder
+      and its stamp are renamed to ``<name>.stale-<n>`` (nothing is deleted), with a
+      warning, and the run starts an empty, freshly stamped folder, so an interrupted
+      relabelling resumes without mixing old and new labels;
     - no stamp and no label file: a new folder, stamped;
     - no stamp but label files (labels shipped with a dataset, or written before stamps
       existed): kept as they are unless ``overwrite``, with a warning; not stamped.
@@ -234,10 +251,10 @@ def prepare_label_folder(folder: PathLike, inputs: dict[str, Any], overwrite: bo
     folder = Path(folder)
     state = label_stamp_matches(folder, inputs)
     if state is False:
+        aside = _move_aside(folder)
         logging.getLogger(__name__).warning(
-            "%s was labelled from other inputs than these (see %s); relabelling every view",
-            folder, label_stamp_path(folder))
-        overwrite = True
+            "%s was labelled from other inputs than these; moved to %s, relabelling every view",
+            folder, aside)
     elif state is None and not overwrite and folder.is_dir() and next(
             folder.glob("*/cam*/*.json"), None) is not None:
         logging.getLogger(__name__).warning(
@@ -247,13 +264,6 @@ def prepare_label_folder(folder: PathLike, inputs: dict[str, Any], overwrite: bo
     if state is not True:
         write_label_stamp(folder, inputs)
     return overwrite
-
-
-def read_label_stamp(folder: PathLike) -> Any:
-    """The stamp of a label folder (None when it has none): a fingerprint of its labels'
-    inputs, for labels derived from them (see :func:`prepare_label_folder`)."""
-    path = label_stamp_path(folder)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _rounded(arr: np.ndarray, decimals: int) -> list[Any]:
