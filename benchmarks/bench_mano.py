@@ -3,6 +3,8 @@
 Prints a table and writes JSON (``--json``). Both layers load the same file (the open hand
 model by default, or ``--mano PATH``), use axis-angle input with the mean pose added
 (``flat_hand_mean=False``), float32, and are timed in the same process on the same inputs.
+On the CPU, when the fused skinning kernel builds (``hand_lib.mano.fused``), ours is also
+timed on the PyTorch skinning path in the same rounds (columns "torch").
 
     python benchmarks/bench_mano.py --device cpu --batch 1 64 1024 16384
 """
@@ -13,13 +15,31 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from _timing import paired_ratio, steps_for, time_interleaved
 
-from hand_lib.mano import ManoLayer
-from hand_lib.mano.io import OPEN_HAND_RIGHT, resolve_model_path
+from hand_lib.mano import ManoLayer, fused
+from hand_lib.mano.io import (
+    OPEN_HAND_RIGHT,
+    _read_raw,
+    _to_array,
+    resolve_model_path,
+    save_model_file,
+)
+
+
+def dense_weights_copy(path: Path, out: Path) -> Path:
+    """The model at ``path`` with weights 0.9 w + 0.1 / J: every entry nonzero, rows still
+    summing to 1, the skinning barely changed."""
+    # the project's chumpy-free reader, so a real MANO file works too (arrays made plain)
+    raw = {k: _to_array(v, k, path) for k, v in _read_raw(path).items()}
+    weights = np.asarray(raw["weights"], dtype=np.float64)
+    raw["weights"] = 0.9 * weights + 0.1 / weights.shape[1]
+    return save_model_file(out, raw)
 
 
 def main() -> None:
@@ -27,6 +47,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024, 16384])
     parser.add_argument("--mano", default=None, help="MANO file or folder (default: open hand)")
+    parser.add_argument(
+        "--dense-weights",
+        action="store_true",
+        help="give every vertex a nonzero weight for all 16 joints (both layers load the "
+        "changed file): the worst case for the fused kernel, which skips zero weights",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--min-time", type=float, default=3.0, help="seconds per pair of cases (both timed)"
@@ -37,9 +63,13 @@ def main() -> None:
 
     device = torch.device(args.device)
     path = resolve_model_path(args.mano) or OPEN_HAND_RIGHT
+    if args.dense_weights:
+        path = dense_weights_copy(path, Path(tempfile.mkdtemp()) / "dense_weights.pkl")
     ours = ManoLayer(path).to(device)
     ref = smplx.MANO(str(path), is_rhand=True, use_pca=False, flat_hand_mean=False).to(device)
     gen = torch.Generator().manual_seed(0)
+    skinning = fused.active_path(device)  # builds the CPU kernel now, outside the timings
+    two_paths = skinning != "torch"
 
     rows = []
     for batch in args.batch:
@@ -70,14 +100,28 @@ def main() -> None:
             out = ref(betas=b, global_orient=p[:, 0], hand_pose=p[:, 1:].flatten(1), transl=transl)
             (out.vertices.square().sum() + out.joints.square().sum()).backward()
 
+        def torch_path(fn):
+            def call():
+                with fused.forced("off"):
+                    return fn()
+
+            return call
+
         row: dict[str, float] = {"batch": batch}
-        for kind, pair in [("fwd", (ours_fwd, ref_fwd)), ("fwd_bwd", (ours_fb, ref_fb))]:
-            steps = steps_for(list(pair), device, args.min_time)
-            ours_ms, ref_ms = time_interleaved(list(pair), device, steps, warmup=2)
+        for kind, ours_fn, ref_fn in [("fwd", ours_fwd, ref_fwd), ("fwd_bwd", ours_fb, ref_fb)]:
+            # ours (default path), smplx, and ours on the PyTorch skinning path when the
+            # default is the fused kernel, called in turn
+            cases = [ours_fn, ref_fn] + ([torch_path(ours_fn)] if two_paths else [])
+            steps = steps_for(cases, device, args.min_time)
+            samples = time_interleaved(cases, device, steps, warmup=2)
+            ours_ms, ref_ms = samples[0], samples[1]
             row[f"ours_{kind}_ms"] = statistics.median(ours_ms)
             row[f"smplx_{kind}_ms"] = statistics.median(ref_ms)
             row[f"speedup_{kind}"] = paired_ratio(ref_ms, ours_ms)
             row[f"rounds_{kind}"] = steps
+            if two_paths:
+                row[f"ours_torch_{kind}_ms"] = statistics.median(samples[2])
+                row[f"speedup_torch_{kind}"] = paired_ratio(ref_ms, samples[2])
         rows.append(row)
 
     env = {
@@ -89,23 +133,32 @@ def main() -> None:
         "torch": torch.__version__,
         "smplx": getattr(smplx, "__version__", "0.1.28"),
         "model": str(path),
+        "skinning": skinning,
+        "dense_weights": args.dense_weights,
     }
     print(
         f"ManoLayer vs smplx.MANO on {env['device']} ({env['device_name']}, "
-        f"{env['threads']} threads, torch {env['torch']}), median ms"
+        f"{env['threads']} threads, torch {env['torch']}, skinning: {skinning}), median ms; "
+        "x = smplx / ours" + ("; 'torch' = ours on the PyTorch skinning path" if two_paths else "")
     )
+    extra = f" {'torch':>9} {'x':>6}" if two_paths else ""
     header = (
-        f"{'batch':>6} | {'fwd ours':>9} {'fwd smplx':>9} {'x':>6} | "
-        f"{'f+b ours':>9} {'f+b smplx':>9} {'x':>6}"
+        f"{'batch':>6} | {'fwd ours':>9} {'fwd smplx':>9} {'x':>6}{extra} | "
+        f"{'f+b ours':>9} {'f+b smplx':>9} {'x':>6}{extra}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(
-            f"{r['batch']:>6} | {r['ours_fwd_ms']:9.3f} {r['smplx_fwd_ms']:9.3f} "
-            f"{r['speedup_fwd']:6.2f} | {r['ours_fwd_bwd_ms']:9.3f} "
-            f"{r['smplx_fwd_bwd_ms']:9.3f} {r['speedup_fwd_bwd']:6.2f}"
-        )
+        cells = []
+        for kind in ("fwd", "fwd_bwd"):
+            cell = (
+                f"{r[f'ours_{kind}_ms']:9.3f} {r[f'smplx_{kind}_ms']:9.3f} "
+                f"{r[f'speedup_{kind}']:6.2f}"
+            )
+            if two_paths:
+                cell += f" {r[f'ours_torch_{kind}_ms']:9.3f} {r[f'speedup_torch_{kind}']:6.2f}"
+            cells.append(cell)
+        print(f"{r['batch']:>6} | " + " | ".join(cells))
     result = {"env": env, "rows": rows}
     print(json.dumps(result))
     if args.json:

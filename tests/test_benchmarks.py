@@ -29,15 +29,20 @@ def _run(script: str, *args: str, tmp_path: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def test_bench_mano_pairs_ours_with_smplx(tmp_path):
+@pytest.mark.parametrize("dense", [False, True])
+def test_bench_mano_pairs_ours_with_smplx(tmp_path, dense):
     pytest.importorskip("smplx")
     result = _run("bench_mano.py", "--device", "cpu", "--batch", "2", "--min-time", "0",
-                  tmp_path=tmp_path)  # fmt: skip
+                  *(["--dense-weights"] if dense else []), tmp_path=tmp_path)  # fmt: skip
     (row,) = result["rows"]
-    assert row["batch"] == 2
-    for kind in ("fwd", "fwd_bwd"):
+    assert row["batch"] == 2 and result["env"]["dense_weights"] is dense
+    kinds = ("fwd", "fwd_bwd")
+    for kind in kinds:
         assert row[f"ours_{kind}_ms"] > 0 and row[f"smplx_{kind}_ms"] > 0
         assert row[f"speedup_{kind}"] > 0 and row[f"rounds_{kind}"] >= 5
+    # with the fused CPU kernel, ours is also timed on the PyTorch skinning path
+    two_paths = result["env"]["skinning"] == "fused-cpu"
+    assert all((f"speedup_torch_{kind}" in row) is two_paths for kind in kinds)
 
 
 def test_bench_render_reports_time_and_memory(tmp_path):

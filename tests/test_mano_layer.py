@@ -104,20 +104,30 @@ def test_rot6d_and_rotmat_agree_with_axis_angle(random_model_arrays, tmp_path):
 
 def test_keypoints_order_and_tips(random_model_arrays, tmp_path):
     layer = ManoLayer(_write(tmp_path, random_model_arrays), dtype=torch.float64)
-    out = layer(torch.randn(3, 16, 3, dtype=torch.float64) * 0.3)
+    out = layer(
+        torch.randn(3, 16, 3, dtype=torch.float64) * 0.3,
+        torch.randn(3, 10, dtype=torch.float64),
+        torch.randn(3, 3, dtype=torch.float64) * 0.1,
+    )
     tips = random_model_arrays["tip_vertex_ids"]
     assert out.keypoints.shape == (3, 21, 3)
+
+    def assert_tip(keypoint, vertex):
+        # tips are skinned on their own (same arithmetic, other summation order)
+        torch.testing.assert_close(keypoint, vertex, rtol=0, atol=1e-12)
+
     # FreiHAND order: 0 wrist, thumb 1-4 (MANO 13-15 + tip), index 5-8 (MANO 1-3 + tip), ...
     assert torch.equal(out.keypoints[:, 0], out.joints[:, 0])
     assert torch.equal(out.keypoints[:, 1:4], out.joints[:, 13:16])
-    assert torch.equal(out.keypoints[:, 4], out.vertices[:, tips[0]])  # thumb tip
+    assert_tip(out.keypoints[:, 4], out.vertices[:, tips[0]])  # thumb tip
     assert torch.equal(out.keypoints[:, 5:8], out.joints[:, 1:4])
-    assert torch.equal(out.keypoints[:, 8], out.vertices[:, tips[1]])  # index tip
+    assert_tip(out.keypoints[:, 8], out.vertices[:, tips[1]])  # index tip
     assert torch.equal(out.keypoints[:, 9:12], out.joints[:, 4:7])
+    assert_tip(out.keypoints[:, 12], out.vertices[:, tips[2]])  # middle tip
     assert torch.equal(out.keypoints[:, 13:16], out.joints[:, 10:13])  # ring
-    assert torch.equal(out.keypoints[:, 16], out.vertices[:, tips[3]])
+    assert_tip(out.keypoints[:, 16], out.vertices[:, tips[3]])
     assert torch.equal(out.keypoints[:, 17:20], out.joints[:, 7:10])  # pinky
-    assert torch.equal(out.keypoints[:, 20], out.vertices[:, tips[4]])
+    assert_tip(out.keypoints[:, 20], out.vertices[:, tips[4]])
     assert MANO_TO_FREIHAND == (
         0,
         13,

@@ -95,14 +95,22 @@ class ManoLayer(nn.Module):
 
         V, J = model.num_vertices, model.num_joints
         buf("v_template", model.v_template)  # (V, 3)
-        # coordinate-major copies for the skinning layout (3, V, B)
         # Coordinate-major copies for the skinning layout (3, V, B). Pose correctives and
         # shape directions share one matrix, [posedirs | shapedirs], so that both blend
         # shapes cost one matrix product forward and one backward.
         buf("v_template_cm", model.v_template.T.reshape(3 * V, 1))  # (3V, 1)
         posedirs_cm = model.posedirs.transpose(1, 0, 2).reshape(3 * V, -1)  # (3V, 9(J-1))
         shapedirs_cm = model.shapedirs.transpose(1, 0, 2).reshape(3 * V, -1)  # (3V, S)
-        buf("blend_dirs_cm", np.concatenate([posedirs_cm, shapedirs_cm], axis=1))
+        blend_dirs_cm = np.concatenate([posedirs_cm, shapedirs_cm], axis=1)
+        buf("blend_dirs_cm", blend_dirs_cm)
+        # The fingertip keypoints are skinned on their own (5 vertices): indexing them out of
+        # the (B, V, 3) output would make autograd build a zero gradient of the whole mesh
+        # and add it to the vertices' gradient, a full extra pass at large batch.
+        tips = np.asarray(model.tip_vertex_ids)
+        tip_rows = (np.arange(3)[:, None] * V + tips[None, :]).reshape(-1)  # coordinate-major
+        buf("tip_template_cm", model.v_template.T.reshape(3 * V, 1)[tip_rows])  # (15, 1)
+        buf("tip_blend_dirs_cm", blend_dirs_cm[tip_rows])  # (15, 9(J-1) + S)
+        buf("tip_weights", model.weights[tips])  # (5, J)
         buf("J_regressor", model.J_regressor)  # (J, V)
         buf("template_joints", model.J_regressor @ model.v_template)  # (J, 3)
         shape_joints = np.einsum("jv,vcs->sjc", model.J_regressor, model.shapedirs)
@@ -221,9 +229,8 @@ class ManoLayer(nn.Module):
         transforms = skinning_transforms(frame_rot, frame_pos, joints_rest)
         vertices = linear_blend_skinning(v_posed, self.weights, transforms, transl)
         joints = frame_pos if transl is None else frame_pos + transl.unsqueeze(1)
-        keypoints = torch.cat([joints, vertices[:, self.tip_vertex_ids]], dim=1)[
-            :, self.keypoint_index
-        ]
+        tips = self._tips(features, transforms, transl)
+        keypoints = torch.cat([joints, tips], dim=1)[:, self.keypoint_index]
         bottom = frame_rot.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, J, 1, 4)
         joint_transforms = torch.cat(
             [torch.cat([frame_rot, joints.unsqueeze(-1)], dim=-1), bottom], dim=-2
@@ -235,6 +242,16 @@ class ManoLayer(nn.Module):
             joint_transforms=joint_transforms,
             rot_mats=rot_mats,
         )
+
+    def _tips(self, features: Tensor, transforms: Tensor, transl: Tensor | None) -> Tensor:
+        """(B, 5, 3) fingertip vertices, the same arithmetic as the mesh's (equal to float
+        rounding) on the five tip rows only."""
+        B = features.shape[0]
+        dirs = self.tip_blend_dirs_cm[:, : features.shape[1]]
+        rest = torch.addmm(self.tip_template_cm, dirs, features.T).view(3, 5, B).permute(2, 1, 0)
+        blended = torch.einsum("vj,bjrc->bvrc", self.tip_weights, transforms)  # (B, 5, 3, 4)
+        tips = (blended[..., :3] @ rest.unsqueeze(-1)).squeeze(-1) + blended[..., 3]
+        return tips if transl is None else tips + transl.unsqueeze(1)
 
     def extra_repr(self) -> str:
         return (

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from hand_lib.mano import fused
+
 
 def kinematic_levels(parents: Sequence[int]) -> list[tuple[list[int], list[int]]]:
     """Group joints by depth in the tree.
@@ -253,9 +255,11 @@ def linear_blend_skinning(
 ) -> Tensor:
     """Blend per-joint affine transforms by skinning weights, apply them, add ``transl``.
 
-    Works coordinate-major with the batch innermost, so each blend is a
-    ``(V, J) @ (J, B)`` matrix product over contiguous memory (see :class:`_BlendAndApply`).
-    Double backward is not supported (the backward is hand-written for speed).
+    Works coordinate-major with the batch innermost. On the CPU this runs the fused C++
+    kernel of :mod:`hand_lib.mano.fused` when it can be built (one pass over the vertices);
+    otherwise, and on CUDA, each blend is a ``(V, J) @ (J, B)`` matrix product over
+    contiguous memory (:class:`_BlendAndApply`). Both give the same result to float
+    rounding. Double backward is not supported (both backward passes are hand-written).
 
     Args:
         vertices: (3, V, B) rest-pose vertices after blend shapes, coordinate-major, metres.
@@ -278,5 +282,11 @@ def linear_blend_skinning(
     transforms_cm = transforms.permute(2, 3, 1, 0).contiguous()  # (3, 4, J, B)
     # (3, 1, B) in the vertices' dtype (a float64 translation for a float32 layer is cast)
     transl_cm = None if transl is None else transl.to(vertices.dtype).T.unsqueeze(1).contiguous()
-    out = _BlendAndApply.apply(weights, transforms_cm, vertices, transl_cm)
+    kernel = fused.cpu_kernel() if fused.applies_to(vertices) else None
+    if kernel is not None:
+        out = fused.FusedSkinning.apply(
+            kernel, weights.contiguous(), transforms_cm, vertices.contiguous(), transl_cm
+        )
+    else:
+        out = _BlendAndApply.apply(weights, transforms_cm, vertices, transl_cm)
     return out.permute(2, 1, 0)
