@@ -10,8 +10,8 @@
 #
 # The device image has CUDA, nvcc and a python3 with torch, torchvision, numpy, scipy, pandas,
 # matplotlib, pyyaml, tqdm, pillow and pytest, and no network: hand_lib runs from the tree
-# (PYTHONPATH), smplx (bench_mano's peer) and neural-renderer-pytorch's sdist (bench_render's
-# peer) come from .whl/. Each step's JSON and log land in $OUT (the device tool's folder that
+# (PYTHONPATH), smplx (bench_mano's peer), ninja (builds the fused CPU skinning kernel) and
+# neural-renderer-pytorch's sdist (bench_render's peer) come from .whl/. Each step's JSON and log land in $OUT (the device tool's folder that
 # comes back) or results/gpu; a failing step is reported and the others still run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ if [ "${1:-}" = "--prepare" ]; then
   set -e
   py=${PYTHON:-.venv/bin/python}
   mkdir -p .whl
-  "$py" -m pip download --no-deps --only-binary :all: -d .whl smplx==0.1.28
+  "$py" -m pip download --no-deps --only-binary :all: -d .whl smplx==0.1.28 ninja==1.13.2
   "$py" -m pip download --no-deps --no-binary :all: --no-build-isolation -d .whl \
     neural-renderer-pytorch==1.1.3
   ls -l .whl
@@ -53,9 +53,9 @@ step() {  # step NAME CMD...: run, log to $out/NAME.log, record status and secon
   "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 } | tee -a "$summary"
 
-if ls .whl/smplx-*.whl >/dev/null 2>&1; then
-  "$py" -m pip install --quiet --no-index --no-deps .whl/smplx-*.whl >>"$summary" 2>&1
-fi
+for wheel in .whl/smplx-*.whl .whl/ninja-*.whl; do  # ninja: the fused CPU skinning kernel
+  [ -f "$wheel" ] && "$py" -m pip install --quiet --no-index --no-deps "$wheel" >>"$summary" 2>&1
+done
 if want nr; then
   if [ -f ".whl/$NR_SDIST" ]; then
     step nr "$py" tools/install_neural_renderer.py --sdist ".whl/$NR_SDIST"
@@ -68,7 +68,7 @@ if want tests; then
   # the renderer tests compare with neural_renderer on CUDA; the MANO and training tests
   # exercise the layer and the trainer (AMP path) with the GPU present
   step tests "$py" -m pytest -q -p no:cacheprovider tests/test_render.py \
-    tests/test_mano_layer.py tests/test_geometry_rotations.py
+    tests/test_mano_layer.py tests/test_mano_fused.py tests/test_geometry_rotations.py
 fi
 if want mano; then
   step mano "$py" benchmarks/bench_mano.py --device "$device" --batch 1 64 1024 16384 \

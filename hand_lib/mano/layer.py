@@ -8,9 +8,11 @@ position; vertices are blended by ``weights``; ``transl`` is added last. With
 and PCA finger poses, exactly as smplx does.
 
 Speed comes from precomputing everything that does not depend on the input
-(``J_regressor @ shapedirs``, the template joints), evaluating the kinematic tree level by
-level, and blending skinning transforms with one matrix product instead of per-vertex 4x4
-matrices. ``forward`` never reads tensor values on the host.
+(``J_regressor @ shapedirs``, the template joints), both blend shapes in one matrix product,
+evaluating the kinematic tree level by level, skinning coordinate-major with the batch
+innermost (on the CPU in one fused pass, :mod:`hand_lib.mano.fused`), and skinning the five
+fingertips on their own instead of indexing them out of the mesh (which would cost autograd
+a whole-mesh zero gradient). ``forward`` never reads tensor values on the host.
 """
 
 from __future__ import annotations

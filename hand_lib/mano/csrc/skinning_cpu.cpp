@@ -28,12 +28,21 @@ struct Lanes {
   typedef S vec __attribute__((vector_size(64)));
   static constexpr int64_t L = 64 / sizeof(S);
   // Loads/stores of n <= L lanes (the last vector of a batch that is not a multiple of L).
+  // (A constant size compiles to one vector move; only a partial vector pays for memcpy.)
   static inline vec load(const S* p, int64_t n) {
     vec v{};
-    std::memcpy(&v, p, sizeof(S) * n);
+    if (n == L)
+      std::memcpy(&v, p, sizeof(vec));
+    else
+      std::memcpy(&v, p, sizeof(S) * n);
     return v;
   }
-  static inline void store(S* p, const vec& v, int64_t n) { std::memcpy(p, &v, sizeof(S) * n); }
+  static inline void store(S* p, const vec& v, int64_t n) {
+    if (n == L)
+      std::memcpy(p, &v, sizeof(vec));
+    else
+      std::memcpy(p, &v, sizeof(S) * n);
+  }
 };
 
 struct Sparsity {
