@@ -12,6 +12,7 @@ timed on the PyTorch skinning path in the same rounds (columns "torch").
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -53,6 +54,12 @@ def main() -> None:
         help="give every vertex a nonzero weight for all 16 joints (both layers load the "
         "changed file): the worst case for the fused kernel, which skips zero weights",
     )
+    parser.add_argument(
+        "--compile",
+        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+        default=None,
+        help="also time torch.compile(layer) in this mode (reduce-overhead = CUDA graphs)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--min-time", type=float, default=3.0, help="seconds per pair of cases (both timed)"
@@ -70,6 +77,13 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     skinning = fused.active_path(device)  # builds the CPU kernel now, outside the timings
     two_paths = skinning != "torch"
+    compiled = None
+    if args.compile:
+        mode = None if args.compile == "default" else args.compile
+        compiled = torch.compile(ours, mode=mode, dynamic=False)
+    # extra variants of ours, timed in the same rounds: "torch" = the PyTorch skinning path
+    # when the default is the fused kernel, "compiled" = torch.compile(layer)
+    extras = (["torch"] if two_paths else []) + (["compiled"] if compiled is not None else [])
 
     rows = []
     for batch in args.batch:
@@ -77,9 +91,9 @@ def main() -> None:
         betas = torch.randn(batch, 10, generator=gen).to(device)
         transl = (torch.randn(batch, 3, generator=gen) * 0.1).to(device)
 
-        def ours_fwd(pose=pose, betas=betas, transl=transl):
+        def ours_fwd(layer=ours, pose=pose, betas=betas, transl=transl):
             with torch.no_grad():
-                return ours(pose, betas, transl).vertices
+                return layer(pose, betas, transl).vertices
 
         def ref_fwd(pose=pose, betas=betas, transl=transl):
             with torch.no_grad():
@@ -90,9 +104,9 @@ def main() -> None:
                     transl=transl,
                 ).vertices
 
-        def ours_fb(pose=pose, betas=betas, transl=transl):
+        def ours_fb(layer=ours, pose=pose, betas=betas, transl=transl):
             p, b = pose.clone().requires_grad_(), betas.clone().requires_grad_()
-            out = ours(p, b, transl)
+            out = layer(p, b, transl)
             (out.vertices.square().sum() + out.joints.square().sum()).backward()
 
         def ref_fb(pose=pose, betas=betas, transl=transl):
@@ -109,19 +123,27 @@ def main() -> None:
 
         row: dict[str, float] = {"batch": batch}
         for kind, ours_fn, ref_fn in [("fwd", ours_fwd, ref_fwd), ("fwd_bwd", ours_fb, ref_fb)]:
-            # ours (default path), smplx, and ours on the PyTorch skinning path when the
-            # default is the fused kernel, called in turn
-            cases = [ours_fn, ref_fn] + ([torch_path(ours_fn)] if two_paths else [])
-            steps = steps_for(cases, device, args.min_time)
-            samples = time_interleaved(cases, device, steps, warmup=2)
-            ours_ms, ref_ms = samples[0], samples[1]
-            row[f"ours_{kind}_ms"] = statistics.median(ours_ms)
-            row[f"smplx_{kind}_ms"] = statistics.median(ref_ms)
-            row[f"speedup_{kind}"] = paired_ratio(ref_ms, ours_ms)
-            row[f"rounds_{kind}"] = steps
+            # ours (default path) and smplx, then the extra variants, called in turn
+            cases = {"ours": ours_fn, "smplx": ref_fn}
             if two_paths:
-                row[f"ours_torch_{kind}_ms"] = statistics.median(samples[2])
-                row[f"speedup_torch_{kind}"] = paired_ratio(ref_ms, samples[2])
+                cases["torch"] = torch_path(ours_fn)
+            if compiled is not None:
+                cases["compiled"] = functools.partial(ours_fn, layer=compiled)
+                for _ in range(3):  # compile (and, reduce-overhead, record the graphs) first
+                    cases["compiled"]()
+            steps = steps_for(list(cases.values()), device, args.min_time)
+            samples = dict(
+                zip(cases, time_interleaved(list(cases.values()), device, steps, warmup=2),
+                    strict=True)
+            )  # fmt: skip
+            ref_ms = samples["smplx"]
+            row[f"ours_{kind}_ms"] = statistics.median(samples["ours"])
+            row[f"smplx_{kind}_ms"] = statistics.median(ref_ms)
+            row[f"speedup_{kind}"] = paired_ratio(ref_ms, samples["ours"])
+            row[f"rounds_{kind}"] = steps
+            for name in extras:
+                row[f"ours_{name}_{kind}_ms"] = statistics.median(samples[name])
+                row[f"speedup_{name}_{kind}"] = paired_ratio(ref_ms, samples[name])
         rows.append(row)
 
     env = {
@@ -135,13 +157,18 @@ def main() -> None:
         "model": str(path),
         "skinning": skinning,
         "dense_weights": args.dense_weights,
+        "compile": args.compile,
+    }
+    notes = {
+        "torch": "ours on the PyTorch skinning path",
+        "compiled": f"torch.compile({args.compile})",
     }
     print(
         f"ManoLayer vs smplx.MANO on {env['device']} ({env['device_name']}, "
         f"{env['threads']} threads, torch {env['torch']}, skinning: {skinning}), median ms; "
-        "x = smplx / ours" + ("; 'torch' = ours on the PyTorch skinning path" if two_paths else "")
+        "x = smplx / ours" + "".join(f"; '{name}' = {notes[name]}" for name in extras)
     )
-    extra = f" {'torch':>9} {'x':>6}" if two_paths else ""
+    extra = "".join(f" {name:>9} {'x':>6}" for name in extras)
     header = (
         f"{'batch':>6} | {'fwd ours':>9} {'fwd smplx':>9} {'x':>6}{extra} | "
         f"{'f+b ours':>9} {'f+b smplx':>9} {'x':>6}{extra}"
@@ -155,8 +182,8 @@ def main() -> None:
                 f"{r[f'ours_{kind}_ms']:9.3f} {r[f'smplx_{kind}_ms']:9.3f} "
                 f"{r[f'speedup_{kind}']:6.2f}"
             )
-            if two_paths:
-                cell += f" {r[f'ours_torch_{kind}_ms']:9.3f} {r[f'speedup_torch_{kind}']:6.2f}"
+            for name in extras:
+                cell += f" {r[f'ours_{name}_{kind}_ms']:9.3f} {r[f'speedup_{name}_{kind}']:6.2f}"
             cells.append(cell)
         print(f"{r['batch']:>6} | " + " | ".join(cells))
     result = {"env": env, "rows": rows}

@@ -45,6 +45,19 @@ def test_bench_mano_pairs_ours_with_smplx(tmp_path, dense):
     assert all((f"speedup_torch_{kind}" in row) is two_paths for kind in kinds)
 
 
+@pytest.mark.slow
+def test_bench_mano_times_the_compiled_layer(tmp_path):
+    """--compile adds torch.compile(layer) as a variant timed in the same rounds (the GPU
+    session uses it with CUDA graphs)."""
+    pytest.importorskip("smplx")
+    result = _run("bench_mano.py", "--device", "cpu", "--batch", "2", "--min-time", "0",
+                  "--compile", "default", tmp_path=tmp_path)  # fmt: skip
+    (row,) = result["rows"]
+    assert result["env"]["compile"] == "default"
+    for kind in ("fwd", "fwd_bwd"):
+        assert row[f"ours_compiled_{kind}_ms"] > 0 and row[f"speedup_compiled_{kind}"] > 0
+
+
 def test_bench_render_reports_time_and_memory(tmp_path):
     result = _run("bench_render.py", "--device", "cpu", "--batches", "1", "--size", "32",
                   "--min-time", "0", "--threads", "1", tmp_path=tmp_path)  # fmt: skip

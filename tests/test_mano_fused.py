@@ -112,6 +112,9 @@ def test_layer_same_on_both_paths(kernel):
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=2e-6)
     assert fused.active_path("cpu") == "fused-cpu"
+    assert fused.active_path("cuda") == "torch"  # decided from the device type alone
+    with fused.forced("off"):
+        assert fused.active_path("cpu") == "torch"
 
 
 def test_bad_shapes_raise(kernel):

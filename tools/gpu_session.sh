@@ -73,6 +73,9 @@ fi
 if want mano; then
   step mano "$py" benchmarks/bench_mano.py --device "$device" --batch 1 64 1024 16384 \
     --json "$out/mano_$device.json"
+  # eager CUDA runs ~100 small kernels per forward+backward; CUDA graphs remove the launches
+  step mano_cg "$py" benchmarks/bench_mano.py --device "$device" --batch 64 1024 16384 \
+    --compile reduce-overhead --json "$out/mano_${device}_compiled.json"
 fi
 if want render; then
   step render "$py" benchmarks/bench_render.py --device "$device" --batches 1 32 64 \

@@ -68,8 +68,9 @@ def forced(value: str) -> Iterator[None]:
 def active_path(device: torch.device | str = "cpu") -> str:
     """``"fused-cpu"`` if skinning on ``device`` takes the C++ kernel now (building it if
     needed), else ``"torch"``."""
-    probe = torch.empty(0, device=device)
-    return "fused-cpu" if applies_to(probe) and cpu_kernel() is not None else "torch"
+    if torch.device(device).type != "cpu" or mode() == "off":
+        return "torch"
+    return "fused-cpu" if cpu_kernel() is not None else "torch"
 
 
 def _flags() -> list[str]:
