@@ -1,6 +1,7 @@
 """Real-browser test of the exploration notebook: JupyterLab on a loopback port, headless
 Chromium driven by playwright, Run All Cells through the menu, then: no error output, the
-plotly widgets rendered, screenshots of the three widgets in ``results/screenshots/``.
+plotly widgets rendered, screenshots of the three widgets (into ``results/screenshots/`` with
+``HAND_LIB_UPDATE_SCREENSHOTS=1``, else into a temporary folder).
 
 Needs Debian's ``chromium`` (playwright's own browser download cannot work offline): when
 ``/usr/bin/chromium`` is missing the test installs it with apt-get if it runs as root
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +28,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "90_explore.ipynb"
-SCREENSHOTS = REPO / "results" / "screenshots"
+#: the committed screenshots are refreshed only on request (HAND_LIB_UPDATE_SCREENSHOTS=1), so
+#: a test run leaves the working tree as it found it; otherwise they go to a temporary folder
+SCREENSHOTS = (
+    REPO / "results" / "screenshots"
+    if os.environ.get("HAND_LIB_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.mkdtemp(prefix="hand_lib_screenshots_"))
+)
 CHROMIUM = Path("/usr/bin/chromium")
 #: launch flags for Chromium as root in a sandbox without network: without the background
 #: networking ones its start-up connections are refused and it stalls
