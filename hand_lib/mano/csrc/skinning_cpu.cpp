@@ -69,6 +69,33 @@ int64_t vectors_per_block(int64_t B, int64_t L) {
   return std::clamp<int64_t>((vectors + 2 * threads - 1) / (2 * threads), 1, 16);
 }
 
+// How the batch is cut: `count` blocks of NS vectors of L lanes (the last may be shorter).
+struct Blocking {
+  int64_t B, L, NS, count;
+  Blocking(int64_t B_, int64_t L_)
+      : B(B_), L(L_), NS(vectors_per_block(B_, L_)), count((B_ + NS * L_ - 1) / (NS * L_)) {}
+};
+
+struct Block {
+  int64_t b0, width, ns, L;  // first lane, lanes, vectors, lanes per vector
+  Block(const Blocking& g, int64_t i)
+      : b0(i * g.NS * g.L), width(std::min(g.NS * g.L, g.B - b0)), ns((width + g.L - 1) / g.L),
+        L(g.L) {}
+  int64_t lanes(int64_t s) const { return std::min(L, width - s * L); }
+};
+
+// The block's joint transforms, joint-major so that a vertex reads one joint's 12 entries
+// contiguously: local[(j * NS + s) * 12 + k] = T[k, j, b0 + s L : ...].
+template <typename S>
+void pack_transforms(const S* T, int64_t J, const Blocking& g, const Block& b,
+                     typename Lanes<S>::vec* local) {
+  for (int64_t j = 0; j < J; ++j)
+    for (int64_t s = 0; s < b.ns; ++s)
+      for (int64_t k = 0; k < 12; ++k)
+        local[(j * g.NS + s) * 12 + k] =
+            Lanes<S>::load(T + (k * J + j) * g.B + b.b0 + s * b.L, b.lanes(s));
+}
+
 template <typename S>
 void forward_kernel(const S* W, const S* T, const S* X, const S* tr, S* out, int64_t V,
                     int64_t J, int64_t B) {
@@ -76,18 +103,15 @@ void forward_kernel(const S* W, const S* T, const S* X, const S* tr, S* out, int
   using vec = typename LN::vec;
   constexpr int64_t L = LN::L;
   const Sparsity nz = nonzeros(W, V, J);
-  const int64_t NS = vectors_per_block(B, L), BW = NS * L;
-  const int64_t blocks = (B + BW - 1) / BW;
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  const Blocking g(B, L);
+  const int64_t NS = g.NS;
+  at::parallel_for(0, g.count, 1, [&](int64_t first, int64_t last) {
     std::vector<vec> local(J * NS * 12), shift(NS * 3);
     for (int64_t blk = first; blk < last; ++blk) {
-      const int64_t b0 = blk * BW, width = std::min(BW, B - b0);
-      const int64_t ns = (width + L - 1) / L;
-      auto lanes = [&](int64_t s) { return std::min(L, width - s * L); };
-      for (int64_t j = 0; j < J; ++j)
-        for (int64_t s = 0; s < ns; ++s)
-          for (int64_t k = 0; k < 12; ++k)
-            local[(j * NS + s) * 12 + k] = LN::load(T + (k * J + j) * B + b0 + s * L, lanes(s));
+      const Block b(g, blk);
+      const int64_t b0 = b.b0, ns = b.ns;
+      auto lanes = [&](int64_t s) { return b.lanes(s); };
+      pack_transforms<S>(T, J, g, b, local.data());
       for (int64_t s = 0; s < ns; ++s)
         for (int64_t c = 0; c < 3; ++c)
           shift[s * 3 + c] = tr ? LN::load(tr + c * B + b0 + s * L, lanes(s)) : vec{};
@@ -124,20 +148,16 @@ void backward_kernel(const S* W, const S* T, const S* X, const S* G, S* gT, S* g
   using vec = typename LN::vec;
   constexpr int64_t L = LN::L;
   const Sparsity nz = nonzeros(W, V, J);
-  const int64_t NS = vectors_per_block(B, L), BW = NS * L;
-  const int64_t blocks = (B + BW - 1) / BW;
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  const Blocking g(B, L);
+  const int64_t NS = g.NS;
+  at::parallel_for(0, g.count, 1, [&](int64_t first, int64_t last) {
     std::vector<vec> local(J * NS * 12), acc(J * NS * 12), gshift(NS * 3);
     for (int64_t blk = first; blk < last; ++blk) {
-      const int64_t b0 = blk * BW, width = std::min(BW, B - b0);
-      const int64_t ns = (width + L - 1) / L;
-      auto lanes = [&](int64_t s) { return std::min(L, width - s * L); };
-      for (int64_t j = 0; j < J; ++j)
-        for (int64_t s = 0; s < ns; ++s)
-          for (int64_t k = 0; k < 12; ++k) {
-            local[(j * NS + s) * 12 + k] = LN::load(T + (k * J + j) * B + b0 + s * L, lanes(s));
-            acc[(j * NS + s) * 12 + k] = vec{};
-          }
+      const Block b(g, blk);
+      const int64_t b0 = b.b0, ns = b.ns;
+      auto lanes = [&](int64_t s) { return b.lanes(s); };
+      pack_transforms<S>(T, J, g, b, local.data());
+      std::fill(acc.begin(), acc.end(), vec{});
       std::fill(gshift.begin(), gshift.end(), vec{});
       for (int64_t v = 0; v < V; ++v) {
         for (int64_t s = 0; s < ns; ++s) {
