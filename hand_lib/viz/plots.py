@@ -40,6 +40,30 @@ def _image_hwc(image: Any) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
+def _image_grid(images: np.ndarray, columns: int, row_height: float,
+                clip: bool = False) -> tuple[Figure, Any, list[tuple[int, Any]]]:  # fmt: skip
+    """A grid with one image per axis, every axis switched off. Returns the figure, the axes
+    and ``(i, ax)`` for the axes that show image ``i``; ``clip`` keeps their limits on the
+    image whatever is drawn over it later."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, row_height * rows),
+                             squeeze=False)  # fmt: skip
+    shown = []
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = _image_hwc(images[i])
+        ax.imshow(img)
+        if clip:
+            ax.set_xlim(-0.5, img.shape[1] - 0.5)
+            ax.set_ylim(img.shape[0] - 0.5, -0.5)
+            ax.set_autoscale_on(False)
+        shown.append((i, ax))
+    return fig, axes, shown
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 150) -> list[Path]:  # fmt: skip
     """Write ``fig`` as ``<path>.<fmt>`` for each format (the suffix of ``path`` is replaced);
@@ -123,14 +147,9 @@ def plot_keypoints_grid(
     colours, the others as single-colour dashed skeletons."""
     imgs = _np(images)
     n = len(imgs)
-    rows = int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.7 * rows), squeeze=False)
+    fig, _, shown = _image_grid(imgs, columns, 2.7)
     styles = [("-", None), ("--", "#222222"), (":", "#e7298a"), ("-.", "#1b9e77")]
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(_image_hwc(imgs[i]))
+    for i, ax in shown:
         for k, (name, kps) in enumerate(keypoints.items()):
             style, colour = styles[k % len(styles)]
             conf = None if confidences is None or name not in confidences else \
@@ -150,22 +169,13 @@ def plot_mesh_overlay(images: Any, vertices_2d: Any, faces: Any, *, keypoints_2d
     """Predicted meshes projected over their images: ``vertices_2d`` (N, V, 2) pixels,
     ``faces`` (F, 3); triangles drawn back to front is not needed for a translucent fill."""
     imgs, v2d, f = _np(images), _np(vertices_2d), _np(faces)
-    n = len(imgs)
-    rows = int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.7 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = _image_hwc(imgs[i])
-        ax.imshow(img)
+    fig, _, shown = _image_grid(imgs, columns, 2.7, clip=True)
+    for i, ax in shown:
         tris = PolyCollection(v2d[i][f], facecolors=(0.35, 0.6, 1.0, 0.12),
                               edgecolors=(0.1, 0.3, 0.9, 0.25), linewidths=0.3)  # fmt: skip
         ax.add_collection(tris)
         if keypoints_2d is not None:
             draw_skeleton(ax, _np(keypoints_2d)[i])
-        ax.set_xlim(-0.5, img.shape[1] - 0.5)
-        ax.set_ylim(img.shape[0] - 0.5, -0.5)
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
@@ -324,19 +334,11 @@ def plot_label_overlays(images: Any, labels_2d: Any, gt_2d: Any, confidence: Any
     ground truth (N, 21, 2) in black dashes."""
     imgs, lab, gt, conf = _np(images), _np(labels_2d), _np(gt_2d), _np(confidence)
     n = len(imgs)
-    rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = _image_hwc(imgs[i])
-        ax.imshow(img)
+    fig, axes, shown = _image_grid(imgs, columns, 2.8, clip=True)
+    for i, ax in shown:
         draw_skeleton(ax, gt[i], style="--", colour="k", alpha=0.6,
                       label="truth" if i == 0 else None)  # fmt: skip
         draw_skeleton(ax, lab[i], confidence=conf[i], label="label" if i == 0 else None)
-        ax.set_xlim(-0.5, img.shape[1] - 0.5)
-        ax.set_ylim(img.shape[0] - 0.5, -0.5)
         ax.set_title(titles[i], fontsize=8)
     if n:
         axes.flat[0].legend(fontsize=6, loc="lower left")
