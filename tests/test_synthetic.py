@@ -49,11 +49,14 @@ def all_files(root: Path) -> dict[str, bytes]:
 
 
 def test_profiles_and_split_numbering() -> None:
-    assert profile_size("smoke") == (4, 2, 4)
+    assert profile_size("smoke") == (8, 4, 2)
     quick = SyntheticConfig.for_profile("quick")
     full = SyntheticConfig.for_profile("full")
-    assert 2000 <= quick.num_images <= 5000 and 20000 <= full.num_images <= 99999
-    assert SyntheticConfig.for_profile("smoke").sequence_ids() == [0, 1, 2, 3, 1200, 1201]
+    # many sequences of few frames: pose diversity, not near-duplicate frames (issue 14)
+    assert 10000 <= quick.num_images <= 30000 and 20000 <= full.num_images <= 99999
+    assert quick.num_train_sequences >= 1000 and quick.frames_per_sequence <= 2
+    smoke_ids = SyntheticConfig.for_profile("smoke").sequence_ids()
+    assert smoke_ids == [*range(8), 1200, 1201, 1202, 1203]
     with pytest.raises(ValueError, match="profile"):
         profile_size("huge")
     with pytest.raises(ValueError, match="unknown"):
@@ -255,15 +258,22 @@ def test_other_config_or_version_in_same_root_is_refused(dataset: Path, tmp_path
         generate(tmp_path / "old", CONFIG, progress=False)
 
 
-def test_version_1_folder_is_upgraded_in_place(dataset: Path, tmp_path: Path) -> None:
-    root = tmp_path / "v1"
+def test_older_version_is_refused_or_upgraded_in_place(dataset: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "v2"
     for rel, data in all_files(dataset).items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     stale = root / "visibility" / "0000" / "cam0" / "00000000.json"
     stale.write_text("{}")
     record = json.loads((root / CONFIG_FILE).read_text())
-    (root / CONFIG_FILE).write_text(json.dumps({**record, "generator_version": 1}))
+    (root / CONFIG_FILE).write_text(json.dumps({**record, "generator_version": 2}))
+    # version 3 changed every image: a version-2 folder is refused, untouched
+    with pytest.raises(ValueError, match="version 2, this is version 3"):
+        generate(root, CONFIG, workers=1, progress=False)
+    assert stale.read_text() == "{}"
+    # a version whose files differ only in rewritten files is upgraded in place
+    monkeypatch.setattr(synthetic, "UPGRADABLE_VERSIONS", (2,))
     report = generate(root, CONFIG, workers=1, progress=False)
     assert report.frames_written == 6 and all_files(root) == all_files(dataset)
 

@@ -73,14 +73,16 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from hand_lib.data.hanco import HANCO_TEST_FIRST_SEQUENCE
+from hand_lib.data.hanco import HANCO_TEST_FIRST_SEQUENCE, MASK_DIR
 from hand_lib.data.synthetic_background import cluttered_background, green_screen
 from hand_lib.data.synthetic_scene import (
+    HandFrame,
     PosePrior,
     SequenceScene,
     finger_pose_axis_angle,
     frame_motion,
     sample_lighting_world,
+    sample_pose_bank,
     sample_sequence,
     skin_albedo,
 )
@@ -92,22 +94,26 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "synthetic_hanco"
 CONFIG_FILE = "synthetic.json"
-MASK_DIR = "mask_hand"
 VISIBILITY_DIR = "visibility"
-#: Bumped whenever the same config would write different bytes (2: occlusion by part).
-GENERATOR_VERSION = 2
-#: Older versions whose files differ from this one's only in files every frame rewrites
-#: (version 1: visibility/ only), so a folder they wrote is upgraded in place.
-UPGRADABLE_VERSIONS = (1,)
+#: Bumped whenever the same config would write different bytes (2: occlusion by part;
+#: 3: hands held as in a capture rig instead of uniformly random orientations, frames
+#: spread along each sequence).
+GENERATOR_VERSION = 3
+#: Older versions whose files differ from this one's only in files every frame rewrites,
+#: so a folder they wrote is upgraded in place (none: version 3 changes every image).
+UPGRADABLE_VERSIONS: tuple[int, ...] = ()
 
 #: (training sequences, test sequences, frames per sequence) of each profile; 8 views each.
+#: Many sequences with few frames: the poses a network learns from are distinct (frames of
+#: a sequence share a subject, a rig and a key pose), and the test split has enough
+#: sequences for a bootstrap over them to give a usable interval.
 PROFILE_SIZES: dict[str, tuple[int, int, int]] = {
-    "smoke": (4, 2, 4),  # 192 images
-    "quick": (48, 16, 6),  # 3,072 images
-    "full": (600, 150, 8),  # 48,000 images
+    "smoke": (8, 4, 2),  # 192 images
+    "quick": (1100, 192, 2),  # 20,672 images, 2,200 training poses
+    "full": (1150, 300, 8),  # 92,000 images
 }
 
-_RNG_SEQUENCE, _RNG_SUBJECT, _RNG_FRAME, _RNG_NOISE = 1, 2, 3, 4
+_RNG_SEQUENCE, _RNG_SUBJECT, _RNG_FRAME, _RNG_NOISE, _RNG_BANK = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,10 @@ class SyntheticConfig:
         jpeg_quality: PIL JPEG quality of the images and masks.
         sequences_per_subject: consecutive sequences that share a subject (shape and skin).
         extreme_probability: share of sequences whose second key pose is extreme.
+        pose_bank_size: 0 draws every sequence's poses from the prior; K > 0 makes a bank of
+            K distinct poses (:func:`~hand_lib.data.synthetic_scene.sample_pose_bank`) and
+            each sequence holds one of them: a controlled pose diversity, for studies of
+            generalisation and for fast learning tests.
     """
 
     num_train_sequences: int = 4
@@ -137,6 +147,7 @@ class SyntheticConfig:
     jpeg_quality: int = 90
     sequences_per_subject: int = 2
     extreme_probability: float = 0.15
+    pose_bank_size: int = 0
 
     def __post_init__(self) -> None:
         for name in ("num_train_sequences", "num_test_sequences"):
@@ -154,6 +165,8 @@ class SyntheticConfig:
             raise ValueError("sequences_per_subject must be >= 1")
         if not 0.0 <= self.extreme_probability <= 1.0:
             raise ValueError("extreme_probability must be in [0, 1]")
+        if not 0 <= self.pose_bank_size <= 64:
+            raise ValueError(f"pose_bank_size must be in 0..64, got {self.pose_bank_size}")
 
     @classmethod
     def for_profile(cls, profile: str, **overrides: Any) -> SyntheticConfig:
@@ -268,10 +281,17 @@ class FrameSynthesizer:
         self.prior = PosePrior.from_components(self.layer.hands_components.numpy())
         self.hands_mean = self.layer.hands_mean.numpy()
         self.rest_vertices = self.layer.v_template.numpy()
+        with torch.no_grad():
+            rest = self.layer(torch.zeros(1, 16, 3, dtype=torch.float64),
+                              torch.zeros(1, 10, dtype=torch.float64))  # MCPs: pose-free
+        self.hand_frame = HandFrame.from_keypoints(rest.keypoints[0].numpy())
         self.tips = self.layer.tip_vertex_ids.numpy()
         self.faces = self.layer.faces
         self.face_part, self.own_parts = _hand_parts(self.layer)
         noise = _rng(config.seed, _RNG_NOISE).standard_normal((3, 2 * S, 2 * S))
+        self.pose_bank = (sample_pose_bank(_rng(config.seed, _RNG_BANK), self.prior,
+                                           config.pose_bank_size)
+                          if config.pose_bank_size else None)
         self.noise_tile = torch.from_numpy(noise.astype(np.float32))
 
     def subject_id(self, seq: int) -> int:
@@ -285,7 +305,7 @@ class FrameSynthesizer:
         return sample_sequence(_rng(c.seed, _RNG_SEQUENCE, seq),
                                _rng(c.seed, _RNG_SUBJECT, self.subject_id(seq)), self.prior,
                                c.num_cameras, (c.image_size, c.image_size),
-                               c.extreme_probability)
+                               c.extreme_probability, pose_bank=self.pose_bank)
 
     @lru_cache(maxsize=16)  # noqa: B019
     def albedo(self, seq: int) -> torch.Tensor:
@@ -306,7 +326,7 @@ class FrameSynthesizer:
         c = self.config
         scene = self.sequence(seq)
         rng = _rng(c.seed, _RNG_FRAME, seq, frame)
-        coeffs, orient, center = frame_motion(scene, frame, rng)
+        coeffs, orient, center = frame_motion(scene, frame, rng, self.hand_frame)
         finger = finger_pose_axis_angle(coeffs, self.prior, self.hands_mean, scene.extreme)
         pose = np.concatenate([orient, finger])
         betas = scene.betas

@@ -55,6 +55,114 @@ class PosePrior:
 
 
 @dataclass(frozen=True)
+class HandFrame:
+    """A hand model's own axes in its rest pose (MANO coordinates, unit vectors).
+
+    Attributes:
+        forward: wrist -> middle MCP (keypoint 0 -> 9), the direction the fingers point.
+        radial: pinky MCP -> index MCP (17 -> 5) made orthogonal to ``forward``: towards the
+            thumb side.
+        normal: ``forward x radial``, completing a right-handed frame (the back of a right
+            hand, the palm of a left one).
+    """
+
+    forward: np.ndarray
+    radial: np.ndarray
+    normal: np.ndarray
+
+    @classmethod
+    def from_keypoints(cls, keypoints: np.ndarray) -> HandFrame:
+        """The frame of rest-pose keypoints (21, 3), FreiHAND order."""
+        k = np.asarray(keypoints, dtype=np.float64)
+        forward = k[9] - k[0]
+        forward = forward / np.linalg.norm(forward)
+        radial = k[5] - k[17]
+        radial = radial - forward * (radial @ forward)
+        radial = radial / np.linalg.norm(radial)
+        return cls(forward=forward, radial=radial, normal=np.cross(forward, radial))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """(3, 3) with columns forward, radial, normal."""
+        return np.stack([self.forward, self.radial, self.normal], axis=1)
+
+
+@dataclass(frozen=True)
+class OrientationPrior:
+    """How a hand is held in the capture volume, as anatomical angles (degrees).
+
+    HanCo's subjects reach into an eight-camera cage with their forearm: the hand's world
+    orientation is bounded (the forearm comes from the subject's side, the hand does not
+    tumble), and the variety of orientations in the images comes from the viewpoints of the
+    rig. A hand's world rotation is built from five angles (:func:`hand_orientation`):
+
+    - ``azimuth`` of the forearm about the vertical: uniform over the circle (the rig
+      surrounds the hand, so where the subject stands is arbitrary);
+    - ``elevation`` of the forearm: the hand reaches in roughly horizontally;
+    - ``pronation``, the forearm's roll about its own axis: 0 holds the thumb side up, +-90
+      turns the palm down or up (the forearm's range of motion is about 160-180 degrees);
+    - wrist ``flexion`` (towards the palm or the back) and radial/ulnar ``deviation``, within
+      the wrist's range of motion.
+
+    Each sequence draws two key orientations (the second within ``drift_deg`` of the first,
+    per angle) and moves between them like its key poses.
+    """
+
+    elevation_deg: tuple[float, float] = (-30.0, 45.0)
+    pronation_deg: tuple[float, float] = (-100.0, 100.0)
+    flexion_deg: tuple[float, float] = (-60.0, 60.0)
+    deviation_deg: tuple[float, float] = (-25.0, 25.0)
+    drift_deg: float = 25.0
+
+    def ranges(self) -> np.ndarray:
+        """(4, 2) the ranges of elevation, pronation, flexion and deviation, radians."""
+        return np.deg2rad(np.array([self.elevation_deg, self.pronation_deg, self.flexion_deg,
+                                    self.deviation_deg]))
+
+
+def axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` radians about the unit vector ``axis``."""
+    return Rotation.from_rotvec(np.asarray(axis, dtype=np.float64) * angle).as_matrix()
+
+
+def hand_orientation(frame: HandFrame, angles: np.ndarray) -> np.ndarray:
+    """(3, 3) world rotation of a hand (world: metres, z up) from its anatomical angles.
+
+    Args:
+        frame: the model's rest-pose axes.
+        angles: (5,) radians: azimuth, elevation, pronation, flexion, deviation (see
+            :class:`OrientationPrior`).
+
+    The forearm direction ``f`` (from azimuth and elevation) and the vertical made
+    orthogonal to it, ``s``, form the neutral hand: fingers along ``f``, thumb side up.
+    Applied to the rest pose, right to left: deviation about the palm normal, flexion about
+    the radial axis, pronation about the forward axis, then the neutral alignment.
+    """
+    azimuth, elevation, pronation, flexion, deviation = (float(a) for a in angles)
+    f = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                  np.sin(elevation)])
+    up = np.array([0.0, 0.0, 1.0])
+    s = up - f * (up @ f)
+    s = s / np.linalg.norm(s)
+    world = np.stack([f, s, np.cross(f, s)], axis=1)
+    align = world @ frame.matrix.T
+    return (align @ axis_rotation(frame.forward, pronation) @ axis_rotation(frame.radial, flexion)
+            @ axis_rotation(frame.normal, deviation))
+
+
+def sample_orientation_angles(rng: np.random.Generator, prior: OrientationPrior
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Two key orientations of a sequence, (5,) radians each (see :func:`hand_orientation`):
+    the first uniform within the prior's ranges, the second drifted from it by
+    ``N(0, drift_deg)`` per angle and clipped to the ranges (the azimuth drifts unclipped)."""
+    ranges = prior.ranges()
+    a = np.concatenate([[rng.uniform(0.0, 2 * np.pi)], rng.uniform(ranges[:, 0], ranges[:, 1])])
+    b = a + rng.normal(0.0, np.deg2rad(prior.drift_deg), 5)
+    b[1:] = np.clip(b[1:], ranges[:, 0], ranges[:, 1])
+    return a, b
+
+
+@dataclass(frozen=True)
 class SequenceScene:
     """What stays fixed (or moves slowly) within one sequence.
 
@@ -65,8 +173,8 @@ class SequenceScene:
         pose_a, pose_b: (C,) PCA coefficients of the two key poses the sequence moves
             between.
         extreme: the key pose ``pose_b`` was drawn from the extreme tail of the prior.
-        orient: (3,) axis-angle of the hand's world rotation at frame 0.
-        spin: (3,) axis-angle of its rotation per frame (slow).
+        angles_a, angles_b: (5,) anatomical angles of the two key orientations, radians
+            (:func:`hand_orientation`).
         center: (3,) hand centre at frame 0, metres.
         K: (V, 3, 3) intrinsics, pixels.
         M: (V, 4, 4) world-to-camera extrinsics, metres.
@@ -79,16 +187,19 @@ class SequenceScene:
     pose_a: np.ndarray
     pose_b: np.ndarray
     extreme: bool
-    orient: np.ndarray
-    spin: np.ndarray
+    angles_a: np.ndarray
+    angles_b: np.ndarray
     center: np.ndarray
     K: np.ndarray
     M: np.ndarray
     green: np.ndarray
 
 
-#: Frames for the pose to go from key pose A to B (and back over the next as many).
+#: Time units for the pose to go from key pose A to B (and back over the next as many).
 POSE_HALF_PERIOD = 12.0
+#: Time units between two consecutive frames of a sequence: with few frames per sequence,
+#: the frames still spread over the way from A to B (frame 1 is 37% of the way, frame 2 93%).
+FRAME_STRIDE = 5.0
 #: Largest rotation of one finger joint, radians: natural poses / extreme poses.
 MAX_JOINT_ANGLE = (1.9, 2.6)
 
@@ -147,26 +258,35 @@ def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray, roll: floa
     return M
 
 
-def sample_rig(rng: np.random.Generator, num_cameras: int, image_size: tuple[int, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
+#: Azimuth range the cameras of a rig cover, centred on the forearm's direction, degrees:
+#: the subject stands in the remaining wedge, behind their own arm.
+RIG_ARC_DEG = 270.0
+
+
+def sample_rig(rng: np.random.Generator, num_cameras: int, image_size: tuple[int, int],
+               forearm_azimuth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """A HanCo-like cage of cameras around the origin.
 
-    Cameras sit 0.4 to 0.8 m from the hand, spread in azimuth (evenly, jittered) at
-    elevations from -40 to 70 degrees, aim at a point within ~1.5 cm of the origin and are
-    rolled by up to 10 degrees. The focal length scales with the distance (680 to 900 px per
-    metre of distance), so a hand of 18 cm spans about 120 to 160 px of a 224 px image.
+    Cameras sit 0.4 to 0.8 m from the hand, spread in azimuth (evenly, jittered) over
+    :data:`RIG_ARC_DEG` degrees centred on ``forearm_azimuth`` (radians; no camera stands
+    where the subject does, behind the arm), at elevations from -40 to 70 degrees, aim at a
+    point within ~1.5 cm of the origin and are rolled by up to 10 degrees. The focal length
+    scales with the distance (680 to 900 px per metre of distance), so a hand of 18 cm spans
+    about 120 to 160 px of a 224 px image.
 
     Returns:
         K (V, 3, 3) pixels and M (V, 4, 4) world-to-camera.
     """
     H, W = image_size
     V = num_cameras
-    az0 = rng.uniform(0.0, 2 * np.pi)
+    arc = np.deg2rad(RIG_ARC_DEG)
+    step = arc / V
+    az0 = forearm_azimuth - arc / 2 + step / 2 + rng.uniform(-0.5, 0.5) * step
     K = np.zeros((V, 3, 3))
     M = np.zeros((V, 4, 4))
     scale = min(H, W) / 224.0
     for k in range(V):
-        az = az0 + 2 * np.pi * k / V + rng.uniform(-0.25, 0.25)
+        az = az0 + step * k + rng.uniform(-0.25, 0.25) * step
         el = np.deg2rad(rng.uniform(-40.0, 70.0))
         dist = rng.uniform(0.4, 0.8)
         direction = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
@@ -252,35 +372,54 @@ def sample_green(rng: np.random.Generator) -> np.ndarray:
 
 def sample_sequence(rng: np.random.Generator, subject_rng: np.random.Generator,
                     prior: PosePrior, num_cameras: int, image_size: tuple[int, int],
-                    extreme_probability: float = 0.15) -> SequenceScene:
-    """Draw a sequence: subject (from ``subject_rng``), key poses, motion, rig, screen."""
+                    extreme_probability: float = 0.15,
+                    orientation: OrientationPrior | None = None,
+                    pose_bank: np.ndarray | None = None) -> SequenceScene:
+    """Draw a sequence: subject (from ``subject_rng``), key poses and orientations, rig,
+    screen. With a ``pose_bank`` (K, C) the sequence holds one of its K poses (both key
+    poses are that pose) instead of drawing from the prior."""
+    orientation = orientation or OrientationPrior()
     betas = np.clip(subject_rng.standard_normal(10), -2.5, 2.5)
     tone = sample_skin_tone(subject_rng)
     skin_seed = int(subject_rng.integers(0, 2**31))
     extreme = bool(rng.random() < extreme_probability)
     pose_a = sample_pca_pose(rng, prior, extreme=False)
     pose_b = sample_pca_pose(rng, prior, extreme=extreme)
-    orient = Rotation.random(random_state=rng).as_rotvec()
-    spin_axis = rng.normal(size=3)
-    spin = spin_axis / np.linalg.norm(spin_axis) * np.deg2rad(rng.uniform(1.0, 5.0))
+    if pose_bank is not None:
+        pose_a = pose_b = np.asarray(pose_bank)[int(rng.integers(len(pose_bank)))]
+    angles_a, angles_b = sample_orientation_angles(rng, orientation)
     center = rng.normal(0.0, 0.01, 3)
-    K, M = sample_rig(rng, num_cameras, image_size)
+    K, M = sample_rig(rng, num_cameras, image_size, forearm_azimuth=float(angles_a[0]))
     return SequenceScene(betas=betas, skin_tone=tone, skin_seed=skin_seed, pose_a=pose_a,
-                         pose_b=pose_b, extreme=extreme, orient=orient, spin=spin,
+                         pose_b=pose_b, extreme=extreme, angles_a=angles_a, angles_b=angles_b,
                          center=center, K=K, M=M, green=sample_green(rng))
 
 
-def frame_motion(scene: SequenceScene, frame: int, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PCA pose coefficients, global orientation (axis-angle) and centre of a frame.
+def sample_pose_bank(rng: np.random.Generator, prior: PosePrior, size: int) -> np.ndarray:
+    """(size, C) distinct key poses for a pose-bank dataset: each the farthest, among 64
+    draws from the prior (every other one from its extreme tail), from the poses already in
+    the bank (greedy farthest-point sampling in PCA space)."""
+    pool = np.stack([sample_pca_pose(rng, prior, extreme=bool(i % 2)) for i in range(64)])
+    chosen = [int(np.argmax(np.linalg.norm(pool, axis=1)))]
+    while len(chosen) < size:
+        d = np.min(np.linalg.norm(pool[:, None] - pool[chosen][None], axis=2), axis=1)
+        chosen.append(int(np.argmax(d)))
+    return pool[chosen]
 
-    The pose moves smoothly between the two key poses (half period
-    :data:`POSE_HALF_PERIOD` frames) with a little per-frame noise; the hand turns by
-    ``spin`` per frame and drifts by a few millimetres.
+
+def frame_motion(scene: SequenceScene, frame: int, rng: np.random.Generator,
+                 hand_frame: HandFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA pose coefficients, world orientation (axis-angle) and centre of a frame.
+
+    Frame ``f`` is at time ``f * FRAME_STRIDE``; pose and orientation angles move smoothly
+    between the sequence's two key states (half period :data:`POSE_HALF_PERIOD`), with a
+    little per-frame noise on the pose; the hand drifts by a few millimetres.
     """
-    w = 0.5 - 0.5 * np.cos(np.pi * frame / POSE_HALF_PERIOD)
+    t = FRAME_STRIDE * frame
+    w = 0.5 - 0.5 * np.cos(np.pi * t / POSE_HALF_PERIOD)
     coeffs = scene.pose_a + w * (scene.pose_b - scene.pose_a)
     coeffs = coeffs + rng.normal(0.0, 0.05, coeffs.shape) * np.abs(scene.pose_a).mean()
-    rot = Rotation.from_rotvec(scene.spin * frame) * Rotation.from_rotvec(scene.orient)
-    center = scene.center + 0.004 * np.sin(0.3 * frame + np.arange(3))
+    angles = scene.angles_a + w * (scene.angles_b - scene.angles_a)
+    rot = Rotation.from_matrix(hand_orientation(hand_frame, angles))
+    center = scene.center + 0.004 * np.sin(0.3 * t + np.arange(3))
     return coeffs, rot.as_rotvec(), center
