@@ -56,3 +56,12 @@ def synthetic_smoke_root(tmp_path_factory) -> Path:
                                   profile="smoke", workers=2, progress=False)
     label_hanco_simulated(root, seed=0, progress=False)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _crop_cache_dir(tmp_path_factory) -> None:
+    """Crop caches of the tests go to a temporary folder, not the checkout's data/cache."""
+    import os
+
+    if "HAND_LIB_CACHE_DIR" not in os.environ:
+        os.environ["HAND_LIB_CACHE_DIR"] = str(tmp_path_factory.mktemp("crop_cache"))

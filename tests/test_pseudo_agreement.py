@@ -80,7 +80,7 @@ def test_folder_reweighting_drops_the_wrong_view_and_lowers_the_weighted_error(r
     if mode == "filter":
         assert (conf_new == 0).all()
     else:
-        assert conf_new[detected].max() < 0.01
+        assert conf_new[detected].max() < 0.05  # from about 0.9: down 20-fold at least
     # The other views keep most of their confidence (filter: exactly, for inlier joints).
     kept = []
     for cam in range(8):

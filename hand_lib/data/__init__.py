@@ -13,6 +13,8 @@ importing the loaders does not import the renderer.
 
 from typing import Any
 
+from hand_lib.data.backgrounds import BackgroundBank, BackgroundComposite
+from hand_lib.data.cache import CacheSpec, CropCache
 from hand_lib.data.errors import (
     DataFormatError,
     FreiHANDFormatError,
@@ -29,9 +31,21 @@ from hand_lib.data.joints import (
     HO3D_TO_FREIHAND,
     reorder_joints,
 )
-from hand_lib.data.transforms import CropConfig, CropResult, HandCrop, crop_and_augment
+from hand_lib.data.transforms import (
+    Compose,
+    CropConfig,
+    CropResult,
+    HandCrop,
+    crop_and_augment,
+    upright_angle,
+)
 
 __all__ = [
+    "BackgroundBank",
+    "BackgroundComposite",
+    "CacheSpec",
+    "Compose",
+    "CropCache",
     "FREIHAND_JOINT_NAMES",
     "FREIHAND_TO_HO3D",
     "HO3D",
@@ -53,6 +67,7 @@ __all__ = [
     "reorder_joints",
     "scan_hanco",
     "standard_split",
+    "upright_angle",
 ]
 
 _SYNTHETIC_EXPORTS = {"SyntheticConfig": "SyntheticConfig",

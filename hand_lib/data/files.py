@@ -83,21 +83,23 @@ class FileReader:
         except Exception as e:  # any unpickling failure (bad bytes, missing class) is bad data
             self.fail(path, f"cannot unpickle ({type(e).__name__}: {e})")
 
-    def image(self, path: str | os.PathLike[str]) -> Tensor:
-        """Decode an image file to RGB.
+    def image(self, path: str | os.PathLike[str], mode: str = "RGB") -> Tensor:
+        """Decode an image file to RGB (or one channel with ``mode="L"``).
 
         Returns:
-            (3, H, W) float32 in [0, 1].
+            (3, H, W) (``"L"``: (1, H, W)) float32 in [0, 1].
         """
         path = Path(path)
         self._open_check(path)
         try:
             with Image.open(path) as im:
                 im.load()  # decode now, so a truncated file fails here and not later
-                rgb = np.asarray(im.convert("RGB"))
+                pixels = np.asarray(im.convert(mode))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             self.fail(path, f"cannot decode image ({type(e).__name__}: {e})")
-        return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
 
     def key(self, obj: Any, key: str, path: str | os.PathLike[str]) -> Any:
         """``obj[key]`` for a mapping read from ``path``; raises naming file and key."""

@@ -31,6 +31,8 @@ instead of ``cams`` and no ``view_mask``). Float tensors are float32:
   Joint order: :data:`hand_lib.data.joints.FREIHAND_JOINT_NAMES`.
 - ``pseudo_2d`` (V, 21, 2) pixels, ``pseudo_conf`` (V, 21), ``pseudo_valid`` (V,) bool
   (False: no label file, values zero).
+- with ``load_masks``: ``mask`` (V, 1, H, W) in [0, 1], the hand mask of
+  ``mask_hand/<seq>/cam<k>/<frame>.jpg`` (HanCo's, and the synthetic generator's).
 - ``view_mask`` (V,) bool; ``cams`` (V,) int64 camera ids.
 - ``mano_pose`` (48,) axis-angle radians (global rotation first, MANO joint order,
   ``flat_hand_mean=False``), ``mano_shape`` (10,), ``mano_trans`` (3,) metres, all in world
@@ -66,6 +68,8 @@ logger = logging.getLogger(__name__)
 HANCO_NUM_CAMERAS = 8
 HANCO_TEST_FIRST_SEQUENCE = 1200
 PSEUDO_LABEL_DIRS = ("rgb_2D_keypoints", "rgb_2d_keypoints")
+#: HanCo's hand masks (JPEG, 255 = hand)
+MASK_DIR = "mask_hand"
 META_KEYS = ("is_train", "subject_id", "is_valid", "object_id", "has_fit")
 
 _SEQ_RE = re.compile(r"\d{4}")
@@ -133,6 +137,13 @@ def _fingerprint(root: Path, image_dir: str, pseudo_dir: str | None) -> str:
             for cam, cmtime in _subdirs(top_path / seq, _CAM_RE):
                 h.update(f"{cam}:{cmtime};".encode())
     return h.hexdigest()
+
+
+def index_fingerprint(root: str | os.PathLike[str], image_dir: str = "rgb",
+                      pseudo_dir: str | None = None) -> str:
+    """A hash of the modification times of the image (and pseudo-label) folders' sequence
+    and camera folders: it changes when files are added to or removed from them."""
+    return _fingerprint(Path(root), image_dir, pseudo_dir)
 
 
 def _scan(root: Path, image_dir: str, pseudo_dir: str | None, num_cameras: int) -> HanCoIndex:
@@ -256,6 +267,8 @@ class HanCo(Dataset):
         load_mano: load the MANO fits from ``shape/`` when present.
         num_cameras: cameras per frame (8 for HanCo; calibration files must match).
         cache_dir: optional folder to keep the scanned index between processes.
+        load_masks: also load the hand masks (``mask_hand/``, e.g. for background
+            augmentation); the folder must exist.
 
     Attributes:
         items: (N, 3) int64 ``(seq, frame, cam)`` per sample (``cam`` = -1 in multi mode).
@@ -280,6 +293,7 @@ class HanCo(Dataset):
         num_cameras: int = HANCO_NUM_CAMERAS,
         cache_dir: str | os.PathLike[str] | None = None,
         pseudo_dir: str | None = None,
+        load_masks: bool = False,
     ) -> None:
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -296,6 +310,11 @@ class HanCo(Dataset):
         self.num_cameras = num_cameras
         self._files = FileReader(self.root, HanCoFormatError)
         self._check_layout()
+        self.load_masks = load_masks
+        if load_masks and not (self.root / MASK_DIR).is_dir():
+            raise HanCoFormatError(f"{self.root}: load_masks=True but {MASK_DIR}/ does not exist "
+                                   f"(expected {MASK_DIR}/<seq>/cam<k>/<frame>.jpg)",
+                                   path=self.root)
         self.pseudo_dir = self._find_pseudo_dir(pseudo_dir) if pseudo_labels else None
         self.load_mano = load_mano and (self.root / "shape").is_dir()
         self.meta = self._load_meta()
@@ -467,7 +486,9 @@ class HanCo(Dataset):
             cam = int(self.items[i, 2])
             sample = self._load(row, [cam])
             for key in ("image", "K", "M", "joints_cam", "joints_2d", "pseudo_2d",
-                        "pseudo_conf", "pseudo_valid", "mano_cam", "has_mano_cam"):
+                        "pseudo_conf", "pseudo_valid", "mano_cam", "has_mano_cam", "mask"):
+                if key not in sample:
+                    continue
                 sample[key] = sample[key][0]
             sample["cam"] = sample.pop("cams")[0]
             del sample["view_mask"]
@@ -524,6 +545,17 @@ class HanCo(Dataset):
 
         view_mask = torch.from_numpy(present.copy())
         m = view_mask.double()
+        masks = None
+        if self.load_masks:
+            masks = torch.zeros(V, 1, H, W)
+            for j, k in enumerate(cams):
+                if present[j]:
+                    path = self._path(MASK_DIR, seq, frame, k, "jpg")
+                    mask = files.image(path, mode="L")
+                    if tuple(mask.shape[-2:]) != (H, W):
+                        files.fail(path, f"mask is {mask.shape[-2]}x{mask.shape[-1]} but the "
+                                   f"image is {H}x{W}")
+                    masks[j] = mask
         sample: dict[str, Tensor] = {
             "image": image,
             "K": K.float(),
@@ -537,6 +569,8 @@ class HanCo(Dataset):
             "view_mask": view_mask,
             "cams": torch.tensor(cams, dtype=torch.int64),
         }
+        if masks is not None:
+            sample["mask"] = masks
         sample.update(self._load_mano(seq, frame, cams, present))
         sample.update(self._meta_values(seq, frame))
         return sample

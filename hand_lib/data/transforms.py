@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
 __all__ = [
+    "Compose",
     "CropConfig",
     "CropJitter",
     "CropResult",
@@ -52,12 +52,14 @@ __all__ = [
     "crop_affine",
     "crop_and_augment",
     "crop_intrinsics",
+    "mix_seed",
     "full_image_box",
     "sample_jitter",
     "split_inplane_rotation",
     "square_box_from_keypoints",
     "square_box_from_xyxy",
     "transform_points_2d",
+    "upright_angle",
     "warp_images",
 ]
 
@@ -80,6 +82,12 @@ class CropConfig:
         saturation: saturation factor ``U(1 - s, 1 + s)`` (blend with the grey image).
         hue: hue shift ``U(-h, h)`` in turns, ``h <= 0.5``.
         interpolation: ``"bilinear"`` or ``"nearest"`` resampling.
+        upright: rotate each crop so that the hand points up: the direction from the wrist
+            to the middle of the four finger bases (keypoints 0 -> 5, 9, 13, 17, from the
+            same keypoints as the box, see :func:`upright_angle`) is turned to the crop's
+            -v axis before ``rotation_deg`` jitter. A detector-driven, rotation-normalised
+            crop as in MediaPipe Hands: the network no longer has to learn the in-plane
+            rotation.
     """
 
     out_size: int = 224
@@ -94,6 +102,7 @@ class CropConfig:
     saturation: float = 0.0
     hue: float = 0.0
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
+    upright: bool = False
 
     def __post_init__(self) -> None:
         if self.out_size < 1:
@@ -197,6 +206,46 @@ def square_box_from_xyxy(box: Tensor, margin: float = 1.0,
         raise ValueError(f"box must be (..., 4) xyxy, got {tuple(box.shape)}")
     lo, hi = box[..., :2], box[..., 2:]
     return (lo + hi) / 2, ((hi - lo).amax(-1) * margin).clamp_min(min_size)
+
+
+#: keypoints whose confidence-weighted mean is the hand's "up" end in :func:`upright_angle`
+FINGER_BASES = (5, 9, 13, 17)
+
+
+def upright_angle(keypoints: Tensor, confidence: Tensor | None = None,
+                  min_confidence: float = 0.0) -> Tensor:
+    """The crop rotation that makes a hand point up.
+
+    The hand's direction is from the wrist (keypoint 0) to the confidence-weighted mean of
+    the finger bases (:data:`FINGER_BASES`); the returned angle, used as ``angle`` of
+    :func:`crop_affine`, turns it to the crop's -v axis (up on screen). Where the wrist or
+    every finger base is below ``min_confidence`` (or not finite), or the two coincide, the
+    angle is 0 (no rotation).
+
+    Args:
+        keypoints: (..., 21, 2) pixels.
+        confidence: (..., 21) or None (all keypoints used).
+
+    Returns:
+        (...,) radians.
+    """
+    if keypoints.ndim < 2 or keypoints.shape[-2:] != (21, 2):
+        raise ValueError(f"keypoints must be (..., 21, 2), got {tuple(keypoints.shape)}")
+    finite = torch.isfinite(keypoints).all(-1)
+    conf = torch.ones_like(keypoints[..., 0]) if confidence is None else confidence
+    if conf.shape != keypoints.shape[:-1]:
+        raise ValueError(f"confidence must be {tuple(keypoints.shape[:-1])}, got "
+                         f"{tuple(conf.shape)}")
+    ok = finite & (conf >= min_confidence) & (conf > 0)
+    kps = torch.where(finite.unsqueeze(-1), keypoints, torch.zeros_like(keypoints))
+    bases = list(FINGER_BASES)
+    w = (conf[..., bases] * ok[..., bases]).unsqueeze(-1)
+    tip = (kps[..., bases, :] * w).sum(-2) / w.sum(-2).clamp_min(1e-12)
+    d = tip - kps[..., 0, :]
+    valid = ok[..., 0] & ok[..., bases].any(-1) & (d.norm(dim=-1) > 1e-6)
+    angle = -math.pi / 2 - torch.atan2(d[..., 1], d[..., 0])
+    angle = torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
+    return torch.where(valid, angle, torch.zeros_like(angle))
 
 
 # --------------------------------------------------------------------------- affine maps
@@ -345,9 +394,24 @@ def adjust_colors(images: Tensor, brightness: Tensor, contrast: Tensor, saturati
     grey = (out * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
     out = ((out - grey) * view(saturation) + grey).clamp(0, 1)
     if bool((hue != 0).any()):
-        out = torch.stack([TF.adjust_hue(img, float(h)) if h != 0 else img
-                           for img, h in zip(out, hue.tolist(), strict=True)])
+        out = torch.einsum("bij,bjhw->bihw", hue_rotation(hue.to(images.dtype)), out).clamp(0, 1)
     return out
+
+
+#: RGB -> YIQ (NTSC); hue is the angle of (I, Q)
+_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
+def hue_rotation(hue: Tensor) -> Tensor:
+    """(B, 3, 3) RGB matrices that turn the hue by ``hue`` turns (B,): a rotation of the
+    chroma plane (I, Q) of YIQ about the luma axis, which keeps the luma. One matrix per
+    image instead of a round trip through HSV."""
+    T = torch.tensor(_RGB_TO_YIQ, dtype=hue.dtype, device=hue.device)
+    c, s = torch.cos(2 * math.pi * hue), torch.sin(2 * math.pi * hue)
+    R = torch.zeros(len(hue), 3, 3, dtype=hue.dtype, device=hue.device)
+    R[:, 0, 0] = 1.0
+    R[:, 1, 1], R[:, 1, 2], R[:, 2, 1], R[:, 2, 2] = c, -s, s, c
+    return torch.linalg.inv(T) @ R @ T
 
 
 # --------------------------------------------------------------------------- jitter
@@ -440,6 +504,8 @@ def crop_and_augment(
     config: CropConfig,
     generator: torch.Generator | None = None,
     augment: bool = True,
+    angle: Tensor | None = None,
+    jitter: CropJitter | None = None,
 ) -> CropResult:
     """Crop square boxes out of images with optional scale/shift/rotation/colour jitter.
 
@@ -451,6 +517,10 @@ def crop_and_augment(
         config: output size and jitter ranges.
         generator: source of randomness (``None``: torch's global generator).
         augment: False gives the plain crop (no random draws at all).
+        angle: (B,) or () base rotation of the box, radians (e.g. :func:`upright_angle`),
+            before the jitter's rotation; None: 0.
+        jitter: the draws to use instead of drawing from ``generator`` (with ``augment``),
+            e.g. drawn per sample when a batch of samples is cropped in one call.
 
     Returns:
         :class:`CropResult`, unbatched if ``image`` was.
@@ -458,19 +528,24 @@ def crop_and_augment(
     single = image.ndim == 3
     if single:
         image, K, center, size = image[None], K[None], center[None], size.reshape(1)
+        angle = None if angle is None else angle.reshape(1)
     B = image.shape[0]
     if K.shape != (B, 3, 3) or center.shape != (B, 2) or size.shape != (B,):
         raise ValueError(f"shape mismatch: image {tuple(image.shape)}, K {tuple(K.shape)}, "
                          f"center {tuple(center.shape)}, size {tuple(size.shape)}")
     dtype = torch.float64
     center, size = center.to(dtype), size.to(dtype)
-    if augment:
+    if augment and jitter is not None:
+        jit = CropJitter(*(getattr(jitter, f.name).to(dtype=dtype, device=image.device)
+                           for f in fields(CropJitter)))
+    elif augment:
         jit = sample_jitter(B, config, generator, dtype=dtype, device=image.device)
     else:
         jit = identity_jitter(B, dtype=dtype, device=image.device)
     size = (size.to(image.device) * jit.scale).clamp_min(config.min_box_size)
     center = center.to(image.device) + jit.shift * size.unsqueeze(-1)
-    A = crop_affine(center, size, config.out_size, jit.angle)
+    rotation = jit.angle if angle is None else jit.angle + angle.to(dtype).to(image.device)
+    A = crop_affine(center, size, config.out_size, rotation)
     crops = warp_images(image, A, config.out_size, mode=config.interpolation)
     if augment and (config.brightness or config.contrast or config.saturation or config.hue):
         crops = adjust_colors(crops, jit.brightness, jit.contrast, jit.saturation, jit.hue)
@@ -485,13 +560,38 @@ def crop_and_augment(
 # --------------------------------------------------------------------------- samples
 
 
-def _mix_seed(*values: int) -> int:
+def mix_seed(*values: int) -> int:
     """A 63-bit seed from integers (splitmix64 steps), stable across runs and platforms."""
     x = 0x9E3779B97F4A7C15
     for v in values:
         x = (x ^ (int(v) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
         x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
     return x & 0x7FFFFFFFFFFFFFFF
+
+
+class Compose:
+    """Apply sample transforms in order; ``set_epoch`` reaches every one that has it (the
+    trainer calls it so seeded augmentation changes per epoch)."""
+
+    def __init__(self, *transforms: Any) -> None:
+        self.transforms = transforms
+
+    def set_epoch(self, epoch: int) -> None:
+        for t in self.transforms:
+            if callable(getattr(t, "set_epoch", None)):
+                t.set_epoch(epoch)
+
+    def __call__(self, sample: Any) -> Any:
+        for t in self.transforms:
+            sample = t(sample)
+        return sample
+
+    def batch(self, samples: list[Any]) -> list[Any]:
+        """Apply to several samples, through each transform's ``batch`` where it has one."""
+        for t in self.transforms:
+            many = getattr(t, "batch", None)
+            samples = many(samples) if callable(many) else [t(s) for s in samples]
+        return samples
 
 
 class HandCrop:
@@ -502,13 +602,16 @@ class HandCrop:
 
     Keys updated when present (V = views, dropped for single-view samples):
 
-    - ``image`` -> (V, 3, S, S); ``K`` -> crop intrinsics (V, 3, 3).
+    - ``image`` -> (V, 3, S, S); ``K`` -> crop intrinsics (V, 3, 3); ``mask`` (V, 1, H, W)
+      -> (V, 1, S, S), warped like the image (bilinear: soft edges; zero outside).
     - 2D pixels, mapped by ``crop_affine``: ``joints_2d``, ``pseudo_2d`` (V, 21, 2);
       ``hand_box`` (V, 4) becomes the bounds of its mapped corners.
     - camera-space points, rotated by ``R_inplane``: ``joints_cam`` (V, 21, 3),
       ``verts_cam`` (V, 778, 3), ``root_cam`` (V, 3).
     - ``M`` (V, 4, 4) -> ``diag(R_inplane, 1) @ M`` (world-space keys stay valid).
-    - added: ``crop_affine`` (V, 3, 3) and ``R_inplane`` (V, 3, 3).
+    - ``crop_affine`` (V, 3, 3) and ``R_inplane`` (V, 3, 3): added; when the sample already
+      has them (it is itself a crop, e.g. from :class:`hand_lib.data.CropCache`), the new
+      map is composed onto them, so they always map from the *original* image and camera.
 
     Not updated: MANO parameters. World-space fits (HanCo ``mano_*``) stay valid with the
     new ``M``; camera-space fits (FreiHAND ``mano``, HanCo ``mano_cam``) need their global
@@ -519,7 +622,9 @@ class HandCrop:
         config: crop size, margin and jitter.
         box_from: what the box is built from: ``"pseudo_2d"`` (with ``pseudo_conf``),
             ``"joints_2d"`` (ground truth; used only where ``has_joints``), ``"hand_box"``
-            (xyxy) or ``"image"`` (the whole image, i.e. a plain rescale).
+            (xyxy), ``"crop_box"`` (``(V, 3)`` centre x, centre y and side in pixels, given
+            by the sample: :class:`hand_lib.data.CropCache` stores the box it cut around)
+            or ``"image"`` (the whole image, i.e. a plain rescale).
         augment: apply the random jitter of ``config``.
         seed: None uses torch's global generator; an int derives a generator from
             ``(seed, epoch, sample["index"])`` so runs are reproducible.
@@ -529,9 +634,10 @@ class HandCrop:
     POINTS_CAM_KEYS = ("joints_cam", "verts_cam")
 
     def __init__(self, config: CropConfig | None = None,
-                 box_from: Literal["pseudo_2d", "joints_2d", "hand_box", "image"] = "pseudo_2d",
+                 box_from: Literal["pseudo_2d", "joints_2d", "hand_box", "crop_box",
+                                   "image"] = "pseudo_2d",
                  augment: bool = True, seed: int | None = None) -> None:
-        if box_from not in ("pseudo_2d", "joints_2d", "hand_box", "image"):
+        if box_from not in ("pseudo_2d", "joints_2d", "hand_box", "crop_box", "image"):
             raise ValueError(f"unknown box_from {box_from!r}")
         self.config = config if config is not None else CropConfig()
         self.box_from = box_from
@@ -549,7 +655,7 @@ class HandCrop:
         if "index" not in sample:
             raise KeyError("HandCrop with a seed needs sample['index']")
         g = torch.Generator()
-        g.manual_seed(_mix_seed(self.seed, self.epoch, int(sample["index"])))
+        g.manual_seed(mix_seed(self.seed, self.epoch, int(sample["index"])))
         return g
 
     def _box(self, s: dict[str, Any], image_size: tuple[int, int],
@@ -559,6 +665,9 @@ class HandCrop:
             return full_image_box(image_size, (V,), torch.float64)
         if self.box_from == "hand_box":
             return square_box_from_xyxy(s["hand_box"].double(), c.margin, c.min_box_size)
+        if self.box_from == "crop_box":
+            box = s["crop_box"].double()
+            return box[:, :2], box[:, 2]
         if self.box_from == "pseudo_2d":
             kps, conf = s["pseudo_2d"], s["pseudo_conf"]
         else:
@@ -569,22 +678,100 @@ class HandCrop:
         return square_box_from_keypoints(kps.double(), image_size, conf.double(),
                                          c.min_confidence, c.margin, c.min_box_size)
 
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """Return a new sample dict with the crop applied (the input is not modified)."""
+    def _upright(self, s: dict[str, Any], V: int) -> Tensor:
+        """The upright rotation of each view, from the keypoints the box is built from (no
+        rotation for ``box_from`` "hand_box" or "image", which have no keypoints)."""
+        if self.box_from == "pseudo_2d":
+            return upright_angle(s["pseudo_2d"].double(), s["pseudo_conf"].double(),
+                                 self.config.min_confidence)
+        if self.box_from == "joints_2d":
+            return upright_angle(s["joints_2d"].double())
+        return torch.zeros(V, dtype=torch.float64)  # hand_box, crop_box, image
+
+    _BATCHED_KEYS = ("image", "K", "M", "hand_box", "root_cam", "view_mask", "mask",
+                     "crop_box", "crop_affine", "R_inplane", "pseudo_conf", *POINTS_2D_KEYS,
+                     *POINTS_CAM_KEYS)
+
+    def _prepare(self, sample: dict[str, Any]) -> tuple[dict[str, Any], bool, Tensor, Tensor,
+                                                         Tensor | None]:
+        """A copy with a leading view axis everywhere, and its boxes and upright angles."""
         out = dict(sample)
         single = out["image"].ndim == 3
-        batched_keys = ["image", "K", "M", "hand_box", "root_cam", "view_mask",
-                        "pseudo_conf", *self.POINTS_2D_KEYS, *self.POINTS_CAM_KEYS]
         if single:
-            for k in batched_keys:
+            for k in self._BATCHED_KEYS:
                 if k in out:
                     out[k] = out[k].unsqueeze(0)
         V, _, H, W = out["image"].shape
         center, size = self._box(out, (H, W), V)
+        angle = self._upright(out, V) if self.config.upright else None
+        return out, single, center, size, angle
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Return a new sample dict with the crop applied (the input is not modified)."""
+        out, single, center, size, angle = self._prepare(sample)
         res = crop_and_augment(out["image"], out["K"], center, size, self.config,
-                               self._generator(sample), self.augment)
+                               self._generator(sample), self.augment, angle)
+        mask = None
+        if "mask" in out:
+            mask = warp_images(out["mask"].float(), res.affine.to(torch.float64),
+                               self.config.out_size)
+        return self._finish(out, res, mask, single)
+
+    def batch(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Crop several samples with one resampling call: the same as ``[self(s) for s in
+        samples]`` (each sample still draws its jitter from its own generator), several
+        times faster for small crops. The samples' images must have one size."""
+        if not samples:
+            return []
+        prepared = [self._prepare(s) for s in samples]
+        counts = [p[0]["image"].shape[0] for p in prepared]
+        sizes = {tuple(p[0]["image"].shape[-2:]) for p in prepared}
+        if len(sizes) != 1:
+            raise ValueError(f"HandCrop.batch needs images of one size, got {sorted(sizes)}")
+        jitter = None
+        if self.augment:
+            draws = [sample_jitter(n, self.config, self._generator(s), dtype=torch.float64)
+                     for n, s in zip(counts, samples, strict=True)]
+            jitter = CropJitter(*(torch.cat([getattr(d, f.name) for d in draws])
+                                  for f in fields(CropJitter)))
+        angles = None
+        if self.config.upright:
+            angles = torch.cat([p[4] for p in prepared])
+        res = crop_and_augment(torch.cat([p[0]["image"] for p in prepared]),
+                               torch.cat([p[0]["K"] for p in prepared]),
+                               torch.cat([p[2] for p in prepared]),
+                               torch.cat([p[3] for p in prepared]), self.config, None,
+                               self.augment, angles, jitter=jitter)
+        masks = None
+        if all("mask" in p[0] for p in prepared):
+            masks = warp_images(torch.cat([p[0]["mask"].float() for p in prepared]),
+                                res.affine.to(torch.float64), self.config.out_size)
+        outputs, start = [], 0
+        for (out, single, *_), n in zip(prepared, counts, strict=True):
+            part = CropResult(*(x[start:start + n] for x in (res.image, res.K, res.R_inplane,
+                                                              res.affine)))
+            mask = None
+            if "mask" in out:
+                mask = (masks[start:start + n] if masks is not None else
+                        warp_images(out["mask"].float(), part.affine.to(torch.float64),
+                                    self.config.out_size))
+            outputs.append(self._finish(out, part, mask, single))
+            start += n
+        return outputs
+
+    def _finish(self, out: dict[str, Any], res: CropResult, mask: Tensor | None,
+                single: bool) -> dict[str, Any]:
+        """Update every geometric key of a prepared sample with its crop."""
+        V = res.image.shape[0]
         out["image"], out["K"] = res.image, res.K
-        out["crop_affine"], out["R_inplane"] = res.affine, res.R_inplane
+        if mask is not None:
+            out["mask"] = mask
+        if "crop_affine" in out:  # already a crop: keep mapping from the original image
+            out["crop_affine"] = res.affine @ out["crop_affine"].to(res.affine.dtype)
+            out["R_inplane"] = res.R_inplane @ out["R_inplane"].to(res.R_inplane.dtype)
+        else:
+            out["crop_affine"], out["R_inplane"] = res.affine, res.R_inplane
+        out.pop("crop_box", None)  # pixels of the input, meaningless in the crop
         keep = out.get("view_mask")
         for k in self.POINTS_2D_KEYS:
             if k in out:
@@ -608,7 +795,7 @@ class HandCrop:
                 if k in out:
                     out[k] = out[k] * keep.view(-1, *([1] * (out[k].ndim - 1))).to(out[k].dtype)
         if single:
-            for k in [*batched_keys, "crop_affine", "R_inplane"]:
+            for k in self._BATCHED_KEYS:
                 if k in out:
                     out[k] = out[k].squeeze(0)
         return out
