@@ -353,3 +353,30 @@ def test_bad_shapes_raise_value_errors(model: HaMuCoNet) -> None:
         HaMuCoConfig(token_dim=30, num_heads=4)
     with pytest.raises(ValueError, match="encoder"):
         HaMuCoConfig(encoder="vgg16")
+
+
+def test_pose_pca_keeps_lifted_and_cross_view_fingers_in_the_pca_span() -> None:
+    """pose_pca: the lifter's finger pose is n PCA coefficients (offsets from the mean pose
+    in the span of the first n components), the cross-view correction adds PCA offsets to
+    the single view's; at initialisation both give the 6D network's hand."""
+    config = dataclasses.replace(SMALL, keypoint_features=True, view_mask_prob=0.0)
+    torch.manual_seed(0)
+    free = HaMuCoNet(config).eval()
+    torch.manual_seed(0)
+    pca = HaMuCoNet(dataclasses.replace(config, pose_pca=12)).eval()
+    keypoints = 16 + 32 * torch.rand(5, 21, 2, generator=torch.Generator().manual_seed(1))
+    a, b = (net.decode_params(net.lift(keypoints, (64, 64))) for net in (free, pca))
+    assert (a["joints_rel"] - b["joints_rel"]).abs().max() < 1e-3  # both start at the mean hand
+    with torch.no_grad():  # a trained-looking lifter: its finger offsets stay in the span
+        pca.lifter.mlp[-1].weight.normal_(std=1.0)
+    fingers = pca.decode_params(pca.lift(keypoints, (64, 64)))["pose_axis_angle"][:, 1:]
+    basis = pca.mano.hands_components[:12].T  # (45, 12)
+    offsets = fingers.reshape(5, 45)
+    inside = basis @ torch.linalg.lstsq(basis, offsets.T).solution
+    assert offsets.abs().max() > 0.1
+    assert (inside.T - offsets).abs().max() < 1e-4
+    out = pca(images(1, 3))
+    torch.testing.assert_close(out.cross_view.joints_rel, out.single_view.joints_rel,
+                               atol=1e-3, rtol=0)  # a near-zero initial correction
+    with pytest.raises(ValueError, match="pose_pca"):
+        HaMuCoNet(dataclasses.replace(config, pose_pca=10_000))

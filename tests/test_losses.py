@@ -308,11 +308,19 @@ def test_default_weights_are_the_original_ones() -> None:
         "photometric": 5e-3,
         "mean_colour": 1e-3,
         "texture_outlier": 5e-3,
+        # the suite's keypoint head and lifter (not in the paper)
+        "keypoint_heatmap": 1.0,
+        "keypoint_integral": 1e-2,
+        "lifter": 1.0,
     }
     hm = HaMuCoLossWeights()
     assert hm.pose_prior_single == hm.pose_prior_cross == 0.01
-    others = {k: v for k, v in dataclasses.asdict(hm).items() if not k.startswith("pose_prior")}
-    assert set(others.values()) == {1.0}
+    added = {"keypoint_heatmap": 1.0, "keypoint_integral": 1e-2, "lifter": 1.0,
+             "lifter_angle_prior": 0.1}
+    assert {k: getattr(hm, k) for k in added} == added
+    others = {k: v for k, v in dataclasses.asdict(hm).items()
+              if not k.startswith("pose_prior") and k not in added}
+    assert set(others.values()) == {1.0} and len(others) == 5
 
 
 def test_weights_are_frozen_and_validated() -> None:

@@ -43,6 +43,14 @@ class S2HandLossWeights:
         photometric: :func:`~hand_lib.losses.photometric_loss` (image conf^2), 5e-3.
         mean_colour: :func:`~hand_lib.losses.mean_colour_loss`, 1e-3.
         texture_outlier: :func:`~hand_lib.losses.texture_outlier_loss`, 5e-3.
+        keypoint_heatmap: :func:`~hand_lib.losses.heatmap_cross_entropy_loss` of the
+            encoder's keypoint head (``S2HandConfig.keypoint_features``; not in the paper), 1.
+        keypoint_integral: :func:`~hand_lib.losses.heatmap_integral_loss` of the same head's
+            soft-argmax keypoints (not in the paper), 1e-2.
+        lifter: multiplies the shape terms (2D keypoints, bone directions, scale anchor,
+            angle prior) computed again with the lifter fed the pseudo labels themselves
+            instead of the keypoint head's output (:class:`hand_lib.tasks.S2HandTask`; not
+            in the paper), 1.
     """
 
     keypoint_2d: float = 1e-3
@@ -56,6 +64,9 @@ class S2HandLossWeights:
     photometric: float = 5e-3
     mean_colour: float = 1e-3
     texture_outlier: float = 5e-3
+    keypoint_heatmap: float = 1.0
+    keypoint_integral: float = 1e-2
+    lifter: float = 1.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -73,6 +84,16 @@ class HaMuCoLossWeights:
         shape_prior: :func:`~hand_lib.losses.shape_regularizer` (p=1), 1.
         pose_prior_single: :func:`~hand_lib.losses.pose_prior_loss`, single-view, 0.01.
         pose_prior_cross: the same for the cross-view output, 0.01.
+        keypoint_heatmap: :func:`~hand_lib.losses.heatmap_cross_entropy_loss` of the
+            single-view keypoint head (``HaMuCoConfig.keypoint_features``; not in the
+            paper), 1.
+        keypoint_integral: :func:`~hand_lib.losses.heatmap_integral_loss` of its soft-argmax
+            keypoints, pixels (not in the paper), 1e-2.
+        lifter: multiplies the single-view 2D, pose and shape prior terms, the multi-view
+            consistency and the angle prior computed again with the lifter fed the pseudo
+            labels (:class:`hand_lib.tasks.HaMuCoTask`; not in the paper), 1.
+        lifter_angle_prior: S2HAND's :func:`~hand_lib.losses.joint_angle_prior_loss` on the
+            lifted hands (not in the paper; S2HAND's weight), 0.1.
     """
 
     keypoint_2d_single: float = 1.0
@@ -82,6 +103,10 @@ class HaMuCoLossWeights:
     shape_prior: float = 1.0
     pose_prior_single: float = 0.01
     pose_prior_cross: float = 0.01
+    keypoint_heatmap: float = 1.0
+    keypoint_integral: float = 1e-2
+    lifter: float = 1.0
+    lifter_angle_prior: float = 0.1
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 import torch
 import torchvision
 from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 EFFICIENTNETS = ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3")
 ENCODERS = RESNETS + EFFICIENTNETS
+
+#: residual blocks per stage of the ResNets that can be narrowed (``width`` != 1)
+_BASIC_RESNET_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
 #: ImageNet normalisation (what torchvision's pretrained weights expect).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,23 +41,63 @@ class FeaturePyramid:
     pooled: Tensor
 
 
+def _narrow_resnet(name: str, width: float) -> nn.Module:
+    """A ResNet-18/34 with every stage's channels scaled by ``width`` (64 * width at the
+    stem; torchvision's blocks and layout otherwise), as torchvision module names."""
+    base = int(round(64 * width))
+    if base < 8:
+        raise ValueError(f"width {width} leaves {base} stem channels; need >= 8")
+    net = nn.Module()
+    net.conv1 = nn.Conv2d(3, base, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(base)
+    net.relu = nn.ReLU(inplace=True)
+    net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    inplanes = base
+    for i, blocks in enumerate(_BASIC_RESNET_BLOCKS[name]):
+        planes, stride = base * 2**i, 1 if i == 0 else 2
+        down = None
+        if stride != 1 or inplanes != planes:
+            down = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                 nn.BatchNorm2d(planes))
+        layers = [BasicBlock(inplanes, planes, stride, down)]
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        setattr(net, f"layer{i + 1}", nn.Sequential(*layers))
+        inplanes = planes
+    for m in net.modules():  # torchvision's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
+
+
 class ImageEncoder(nn.Module):
     """A torchvision backbone cut into four stages (strides 4, 8, 16, 32).
 
     Args:
         name: one of :data:`ENCODERS`.
         weights_path: optional local state dict of the torchvision model (ImageNet weights).
+        width: channel multiplier of ResNet-18/34 (1: torchvision's network; 0.5 halves every
+            stage, about a quarter of the compute). Other encoders take only 1.
 
     Attributes:
         channels: (4,) channel counts of the four levels.
     """
 
-    def __init__(self, name: str = "resnet18", weights_path: str | os.PathLike | None = None):
+    def __init__(self, name: str = "resnet18", weights_path: str | os.PathLike | None = None,
+                 width: float = 1.0):
         super().__init__()
         if name not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {name!r}")
+        if width != 1.0 and name not in _BASIC_RESNET_BLOCKS:
+            raise ValueError(f"width {width} needs one of {sorted(_BASIC_RESNET_BLOCKS)}, "
+                             f"got {name!r} (use width=1)")
+        if width != 1.0 and weights_path:
+            raise ValueError("pretrained weights need width=1 (torchvision's network)")
         self.name = name
-        net = getattr(torchvision.models, name)(weights=None)
+        self.width = width
+        if width != 1.0:
+            net = _narrow_resnet(name, width)
+        else:
+            net = getattr(torchvision.models, name)(weights=None)
         if weights_path:
             load_backbone_weights(net, weights_path)
         if name in RESNETS:

@@ -49,10 +49,17 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from hand_lib.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
+from hand_lib.geometry import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_rot6d,
+    rot6d_to_matrix,
+)
 from hand_lib.mano import MANO_TO_FREIHAND, ManoLayer
-from hand_lib.models.encoders import RESNETS, ImageEncoder
+from hand_lib.models.encoders import RESNETS, FeaturePyramid, ImageEncoder
 from hand_lib.models.hamuco_blocks import CrossViewLayer, sample_joint_features
+from hand_lib.models.keypoint_head import KeypointHead, KeypointLifter, normalized_keypoints
+from hand_lib.models.s2hand import scale_gradient, upright_rotation
 
 __all__ = [
     "CrossViewOutput",
@@ -105,6 +112,24 @@ class HaMuCoConfig:
     Attributes:
         encoder: torchvision ResNet ("resnet18", HaMuCo's default, "resnet34", "resnet50").
         encoder_weights: optional local ImageNet state dict; empty = random init.
+        encoder_width: channel multiplier of a ResNet-18/34 encoder (1 = torchvision's).
+        keypoint_features: the single-view branch also predicts 2D keypoint heatmaps and
+            lifts them (:mod:`hand_lib.models.keypoint_head`, as in S2HAND's network; not in
+            the paper), and its global rotation starts upright instead of at the identity.
+        keypoint_width: channels of the keypoint head.
+        regressor_gradient: scale of the gradient the single-view head and the cross-view
+            network send back into the encoder (1: end to end, as in the paper; 0: the
+            encoder learns from the keypoint head's 2D terms only, as in
+            :class:`hand_lib.models.S2HandConfig`).
+        train_lifter_through_image: the image path's terms also train the lifter; False
+            leaves it to the task's lifter terms (as in :class:`hand_lib.models.S2HandConfig`).
+        pose_pca: 0: the lifter and the cross-view correction predict the finger pose as 15
+            free 6D rotations, like the paper's heads; n > 0: as n MANO pose-PCA
+            coefficients (S2HAND's pose space, 30 there; the lifter's are absolute, the
+            cross-view's are added to the single view's finger axis-angles), turned into
+            the same 6D parameters, so the hands stay in the span of real hand poses (not in
+            the paper: on the quick set, a 6D lifter trained from 2D drifted from the mean
+            hand's 13.6 to 15.4 mm PA-MPJPE in 100 steps, a 30-PCA one stayed at 13.7).
         mano_path: MANO file or folder; empty = the open hand model shipped with hand_lib.
         head_hidden: width of the single-view head's MLP and the cross-view head's MLP.
         init_camera_scale: initial weak-perspective scale ``s`` (normalised crop units per
@@ -130,6 +155,12 @@ class HaMuCoConfig:
 
     encoder: str = "resnet18"
     encoder_weights: str = ""
+    encoder_width: float = 1.0
+    keypoint_features: bool = False
+    keypoint_width: int = 64
+    regressor_gradient: float = 1.0
+    train_lifter_through_image: bool = True
+    pose_pca: int = 0
     mano_path: str = ""
     head_hidden: int = 512
     init_camera_scale: float = 5.0
@@ -185,6 +216,9 @@ class SingleViewOutput:
             coordinates in [-1, 1] (see :func:`normalized_to_pixels`).
         uvd: (B, N, 21, 3) ``(u, v)`` of ``keypoints_2d`` and depth ``s * z_rel``, all in
             normalised crop units.
+        heatmap_keypoints_2d: (B, N, 21, 2) the keypoint head's soft-argmax keypoints, crop
+            pixels (single view with ``keypoint_features``; else None).
+        heatmap_logits: (B, N, 21, h, w) its heatmap logits (or None).
     """
 
     pose_6d: Tensor
@@ -196,6 +230,8 @@ class SingleViewOutput:
     joints_rel: Tensor
     keypoints_2d: Tensor
     uvd: Tensor
+    heatmap_keypoints_2d: Tensor | None = None
+    heatmap_logits: Tensor | None = None
 
     def keypoints_2d_px(self, image_size: tuple[int, int]) -> Tensor:
         """(B, N, 21, 2) ``keypoints_2d`` in crop pixels; ``image_size`` = (H, W) of the crop."""
@@ -204,7 +240,8 @@ class SingleViewOutput:
     def select_sample(self, index: int) -> SingleViewOutput:
         """The same output for sample ``index`` of the batch: every field indexed on dim 0,
         so shapes lose the B dimension ((N, 21, 3) etc.)."""
-        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return type(self)(**{f.name: None if getattr(self, f.name) is None else
+                              getattr(self, f.name)[index] for f in fields(self)})
 
 
 @dataclass
@@ -256,15 +293,43 @@ class HaMuCoNet(nn.Module):
         self.config = config = config or HaMuCoConfig()
         self.mano = mano if mano is not None else ManoLayer(config.mano_path or None)
         self.num_betas = self.mano.num_betas
-        self.encoder = ImageEncoder(config.encoder, config.encoder_weights or None)
+        self.encoder = ImageEncoder(config.encoder, config.encoder_weights or None,
+                                    width=config.encoder_width)
         c = self.encoder.channels
         J, D = NUM_KEYPOINTS, config.token_dim
         self._num_params = NUM_MANO_JOINTS * 6 + self.num_betas + 3
         self._camera_bias = math.log(math.expm1(config.init_camera_scale))  # softplus^-1
+        self._global_6d = (matrix_to_rot6d(upright_rotation(self.mano)).tolist()
+                           if config.keypoint_features else list(_IDENTITY_6D))
 
         # single-view head: pooled stage 4 -> 16x6D pose, betas, raw camera
-        self.single_head = _MLP([c[3], config.head_hidden, config.head_hidden, self._num_params])
-        self._init_last(self.single_head[-1], absolute=True)
+        if not 0 <= config.pose_pca <= self.mano.num_pca_max:
+            raise ValueError(f"pose_pca must be in 0..{self.mano.num_pca_max}, got "
+                             f"{config.pose_pca}")
+        # with pose_pca and the lifter, the head corrects the lifted hand in PCA space
+        head_out = (config.pose_pca + 6 + self.num_betas + 3
+                    if config.pose_pca and config.keypoint_features else self._num_params)
+        self.single_head = _MLP([c[3], config.head_hidden, config.head_hidden, head_out])
+        self.keypoint_head = self.lifter = None
+        if config.keypoint_features:  # the lifter carries the hand, the head corrects it
+            self.keypoint_head = KeypointHead(c, width=config.keypoint_width)
+            if config.pose_pca:
+                n = config.pose_pca + 6 + self.num_betas + 3
+                self.lifter = KeypointLifter(n, hidden=config.head_hidden)
+                last = self.lifter.mlp[-1]
+                nn.init.normal_(last.weight, std=1e-3)
+                nn.init.zeros_(last.bias)
+                with torch.no_grad():  # the mean pose, upright, at the initial camera
+                    last.bias[config.pose_pca:config.pose_pca + 6] = torch.tensor(
+                        self._global_6d)
+                    last.bias[-3] = self._camera_bias
+            else:
+                self.lifter = KeypointLifter(self._num_params, hidden=config.head_hidden)
+                self._init_last(self.lifter.mlp[-1], absolute=True)
+            nn.init.zeros_(self.single_head[-1].weight)
+            nn.init.zeros_(self.single_head[-1].bias)
+        else:
+            self._init_last(self.single_head[-1], absolute=True)
 
         # cross-view tokens
         self.global_tokens = nn.Conv2d(c[3], J, kernel_size=1)
@@ -281,9 +346,9 @@ class HaMuCoNet(nn.Module):
         )
         self.cross_norm = nn.LayerNorm(D)
         self.cross_reduce = nn.Linear(D, config.head_token_dim)
-        self.cross_head = _MLP(
-            [J * config.head_token_dim, config.head_hidden, NUM_MANO_JOINTS * 6 + 3]
-        )
+        cross_pose = (config.pose_pca + 6 if config.pose_pca and config.cross_view_residual
+                      else NUM_MANO_JOINTS * 6)
+        self.cross_head = _MLP([J * config.head_token_dim, config.head_hidden, cross_pose + 3])
         self._init_last(self.cross_head[-1], absolute=not config.cross_view_residual)
 
     def _init_last(self, layer: nn.Linear, *, absolute: bool) -> None:
@@ -296,6 +361,7 @@ class HaMuCoNet(nn.Module):
                 layer.bias[: NUM_MANO_JOINTS * 6] = torch.tensor(_IDENTITY_6D).repeat(
                     NUM_MANO_JOINTS
                 )
+                layer.bias[:6] = torch.tensor(self._global_6d)
                 layer.bias[-3] = self._camera_bias
 
     # ------------------------------------------------------------------------------------
@@ -330,6 +396,35 @@ class HaMuCoNet(nn.Module):
             "joints_rel": joints_rel, "keypoints_2d": uv,
             "uvd": torch.cat([uv, s * joints_rel[..., 2:3]], dim=-1),
         }  # fmt: skip
+
+    def lift(self, keypoints_px: Tensor, image_size: tuple[int, int]) -> Tensor:
+        """The lifter's single-view parameters (P, 96 + S + 3) from 2D keypoints (P, 21, 2),
+        crop pixels (needs ``keypoint_features``; :meth:`decode_params` poses them)."""
+        if self.lifter is None:
+            raise ValueError("lift needs the lifter: HaMuCoConfig(keypoint_features=True)")
+        raw = self.lifter(normalized_keypoints(keypoints_px, image_size))
+        n = self.config.pose_pca
+        if not n:
+            return raw
+        fingers = self.mano.pca_to_axis_angle(raw[:, :n]).reshape(-1, NUM_MANO_JOINTS - 1, 3)
+        fingers_6d = matrix_to_rot6d(axis_angle_to_matrix(fingers)).flatten(1)
+        return torch.cat([raw[:, n:n + 6], fingers_6d, raw[:, n + 6:]], dim=1)
+
+    def _pca_correction(self, base: Tensor, delta: Tensor) -> Tensor:
+        """A 6D-space correction (P, 96 + k) of ``base`` (P, 96 + k: pose, then k other
+        parameters) from ``delta`` (P, n + 6 + k): its n PCA coefficients are added to
+        ``base``'s finger axis-angles, its global 6D and other parameters as they are."""
+        n, F = self.config.pose_pca, NUM_MANO_JOINTS - 1
+        base_fingers = base[:, 6:NUM_MANO_JOINTS * 6].reshape(-1, F, 6)
+        aa = matrix_to_axis_angle(rot6d_to_matrix(base_fingers))
+        aa = aa + self.mano.pca_to_axis_angle(delta[:, :n]).reshape(-1, F, 3)
+        fingers = matrix_to_rot6d(axis_angle_to_matrix(aa)).flatten(1)
+        return torch.cat([delta[:, n:n + 6], fingers - base_fingers.flatten(1), delta[:, n + 6:]],
+                         dim=1)
+
+    def decode_params(self, raw: Tensor) -> dict[str, Tensor]:
+        """:meth:`decode` of a raw single-view parameter vector (P, 96 + S + 3)."""
+        return self.decode(*self._split_params(raw))
 
     def _split_params(self, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(P, 96 + S + 3) head output -> pose_6d (P, 16, 6), betas (P, S), camera (P, 3)."""
@@ -405,9 +500,24 @@ class HaMuCoNet(nn.Module):
         visible = self._visible(view_mask)
         present = view_mask.reshape(-1).nonzero().squeeze(1)  # (P,) flat indices of B x N
 
-        feats = self.encoder(images.flatten(0, 1).index_select(0, present))
+        crops = images.flatten(0, 1).index_select(0, present)
+        feats = self.encoder(crops)
+        heatmaps = None
+        if self.keypoint_head is not None and self.lifter is not None:
+            size = tuple(crops.shape[-2:])
+            heatmaps = self.keypoint_head(feats.levels, size)
+        g = self.config.regressor_gradient
+        feats = FeaturePyramid([scale_gradient(x, g) for x in feats.levels],
+                               scale_gradient(feats.pooled, g))
         raw = self.single_head(feats.pooled)  # (P, 96 + S + 3)
+        if heatmaps is not None:
+            lifted = self.lift(heatmaps.keypoints_2d.detach(), tuple(crops.shape[-2:]))
+            lifted = lifted if self.config.train_lifter_through_image else lifted.detach()
+            raw = lifted + (self._pca_correction(lifted, raw) if self.config.pose_pca else raw)
         single = self.decode(*self._split_params(raw))
+        if heatmaps is not None:
+            single["heatmap_keypoints_2d"] = heatmaps.keypoints_2d
+            single["heatmap_logits"] = heatmaps.logits
 
         tokens = self._tokens(feats.levels, single)  # (P, 21, D)
         grid = tokens.new_zeros(B * N, *tokens.shape[1:]).index_copy(0, present, tokens)
@@ -419,7 +529,9 @@ class HaMuCoNet(nn.Module):
         n = NUM_MANO_JOINTS * 6
         if self.config.cross_view_residual:  # start from the single-view pose and camera
             base = torch.cat([raw[:, :n], raw[:, -3:]], dim=1)
-            delta = delta + (base.detach() if self.config.detach_single_view else base)
+            base = base.detach() if self.config.detach_single_view else base
+            delta = base + (self._pca_correction(base, delta) if self.config.pose_pca
+                            else delta)
         pose = delta[:, :n].reshape(-1, NUM_MANO_JOINTS, 6)
         cross = self.decode(pose, single["betas"].detach(), self._camera(delta[:, n:]))
 
