@@ -253,8 +253,12 @@ def test_fewer_views_and_error_vs_views(smoke_run):
     assert rows["fused"]["views"] == 3.0 and math.isnan(rows["fused"]["PA-MPVPE"])
     table = error_vs_views(run, root, settings, views=[1, 2, 8], max_samples=2)
     assert list(table.index) == [1, 2, 8]
-    assert list(table.columns) == ["single_view", "cross_view", "fused"]
+    outputs = ["single_view", "cross_view", "fused"]
+    assert list(table.columns) == [f"{o}{b}" for o in outputs for b in ("", " lo", " hi")]
     assert table.notna().all().all()
+    for o in outputs:  # the interval holds the mean
+        assert (table[f"{o} lo"] <= table[o] + 1e-9).all()
+        assert (table[o] <= table[f"{o} hi"] + 1e-9).all()
     # one view: fusion has nothing to add
     assert table.loc[1, "fused"] == pytest.approx(table.loc[1, "cross_view"], rel=1e-4)
     # paired: every row is measured on the same target views

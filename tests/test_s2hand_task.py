@@ -95,6 +95,58 @@ def test_photometric_ignores_the_render_background(net):
     torch.testing.assert_close(a["photometric"], b["photometric"], atol=1e-7, rtol=1e-4)
 
 
+def test_downsampled_render_matches_the_pooled_full_render(net):
+    """render_downsample: the camera rescaled with pixel centres kept, so the small render
+    is the full render average-pooled (up to the soft edge); the loss compares like with
+    like; a factor that does not divide the crop is an error."""
+    from hand_lib.tasks.s2hand import S2HandTask as Task
+
+    batch = _batch(batch=3)
+    task = Task(net, "finetune", render_downsample=2).eval()
+    with torch.no_grad():
+        out = net(batch["image"], batch["K"], run_hourglass=False, run_texture=True)
+        full = task.render(out, batch["K"], (SIZE, SIZE)).alpha
+        K = batch["K"].clone()
+        K[:, :2, :2] /= 2
+        K[:, :2, 2] = (K[:, :2, 2] + 0.5) / 2 - 0.5
+        small = task.render(out, K, (SIZE // 2, SIZE // 2), sigma=task.sigma / 4).alpha
+        wide = task.render(out, K, (SIZE // 2, SIZE // 2)).alpha  # sigma not rescaled
+    pooled = torch.nn.functional.avg_pool2d(full[:, None], 2)[:, 0]
+    assert (full > 0.5).sum() > 500  # the hands are in view
+    error = (pooled - small).abs().mean() / pooled.mean()
+    assert error < 0.1  # measured 0.064; only the soft edges differ
+    assert (pooled - wide).abs().mean() / pooled.mean() > 3 * error
+    # a principal point off by half a small pixel is measurably worse
+    K[:, :2, 2] += 0.5
+    with torch.no_grad():
+        shifted = task.render(out, K, (SIZE // 2, SIZE // 2), sigma=task.sigma / 4).alpha
+    assert (pooled - shifted).abs().mean() / pooled.mean() > 2 * error
+    with torch.no_grad():
+        terms = task.training_step(batch, 0)
+    assert torch.isfinite(terms["photometric"])
+    with pytest.raises(ValueError, match="divide"):
+        Task(net, "finetune", render_downsample=3).training_step(batch, 0)
+    with pytest.raises(ValueError, match="render_downsample"):
+        Task(net, "finetune", render_downsample=0)
+
+
+def test_render_samples_renders_a_subset_of_the_batch(net):
+    """render_samples=n: the photometric term is the full task's term on the first n crops;
+    the texture outlier term still sees the whole batch."""
+    batch = _batch(batch=4)
+    first = {k: v[:2] for k, v in batch.items()}
+    subset = S2HandTask(net, "finetune", render_samples=2).eval()
+    whole = S2HandTask(net, "finetune").eval()
+    with torch.no_grad():
+        a, b, c = (subset.training_step(batch, 0), whole.training_step(first, 0),
+                   whole.training_step(batch, 0))
+    torch.testing.assert_close(a["photometric"], b["photometric"])
+    torch.testing.assert_close(a["texture_outlier"], c["texture_outlier"])
+    assert not torch.allclose(a["photometric"], c["photometric"])
+    with pytest.raises(ValueError, match="render_samples"):
+        S2HandTask(net, "finetune", render_samples=0)
+
+
 def test_shape_stage_fits_consistent_pseudo_labels():
     """A few Adam steps on one batch whose labels a hand can explain cut the 2D error."""
     torch.manual_seed(0)
@@ -127,3 +179,20 @@ def test_shape_stage_fits_consistent_pseudo_labels():
         opt.step()
     after = error()
     assert after < 0.5 * before, (before, after)
+
+
+def test_scale_anchor_targets_the_models_own_bone(net):
+    """The anchor is the network's hand model's middle MCP -> PIP bone (the open hand's
+    0.045 m), not S2HAND's constant for MANO (0.0282 m): at the mean hand the anchor term
+    is zero, so it does not shrink every predicted hand by 0.0282 / 0.045."""
+    from hand_lib.losses import SCALE_ANCHOR_BONE, bone_length_anchor_loss
+    from hand_lib.tasks.s2hand import anchor_bone_length
+
+    length = anchor_bone_length(net)
+    joints = net.mano(torch.zeros(2, 16, 3)).keypoints
+    p, q = SCALE_ANCHOR_BONE
+    assert length == pytest.approx(float((joints[0, q] - joints[0, p]).norm()), rel=1e-6)
+    assert abs(length - 0.0282) > 0.005  # the open hand's proportions differ from MANO's
+    assert S2HandTask(net, "shape").anchor_length_m == pytest.approx(length)
+    assert bone_length_anchor_loss(joints, target_length_m=length).item() < 1e-6
+    assert bone_length_anchor_loss(joints, target_length_m=0.0282).item() > 1e-3

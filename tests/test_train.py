@@ -599,3 +599,24 @@ def test_trainer_tells_the_dataset_transform_each_epoch(tmp_path: Path) -> None:
     set_data_epoch(Subset(wrapped, [0, 1]), 5)  # looks through wrappers
     assert wrapped.transform.epochs == [5]
     set_data_epoch([1, 2, 3], 1)  # nothing to tell: no error
+
+
+@pytest.mark.parametrize("stop_at", [12, 15])
+def test_step_validation_curve_survives_a_kill(tmp_path: Path, stop_at: int) -> None:
+    """Validation every N steps gives a learning curve from step 0 (the untrained
+    network); a run killed and resumed writes the same curve as an uninterrupted one, whether
+    it was killed between checkpoints (12) or just after a validated checkpoint (15)."""
+    cfg = small_config(**{"train.validate_every_steps": 5, "train.checkpoint_every_steps": 5})
+    train(tmp_path / "a", cfg)
+    rows = read_rows(tmp_path / "a" / "val_metrics.csv")
+    # every 5 steps; the epoch ends (10, 20, 30) fall on validated steps: not repeated
+    assert [int(r["step"]) for r in rows] == [0, 5, 10, 15, 20, 25, 30]
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "b", cfg, lambda: RegressionTask(crash_at=stop_at))
+    train(tmp_path / "b", cfg, seed=99, resume=True)
+
+    def curve(path: Path) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in read_rows(path)]
+
+    assert curve(tmp_path / "b" / "val_metrics.csv") == curve(tmp_path / "a" / "val_metrics.csv")
+    assert curve(tmp_path / "b" / "metrics.csv") == curve(tmp_path / "a" / "metrics.csv")

@@ -111,6 +111,9 @@ class TrainConfig:
         drop_last: drop the last incomplete batch of each epoch.
         shuffle: shuffle the training set, with a permutation fixed by (seed, epoch).
         validate_every_epochs: run ``validation_step`` over the validation set every N epochs.
+        validate_every_steps: also every N optimisation steps (before that step's checkpoint,
+            so a checkpoint implies its validation row); None: only by epochs. With it, the
+            step 0 (untrained) network is validated too, the first point of a learning curve.
         progress_bar: show a tqdm bar (rank 0 only).
         tensorboard: also log to TensorBoard when ``tensorboard`` is installed.
         find_unused_parameters: passed to DistributedDataParallel.
@@ -130,6 +133,7 @@ class TrainConfig:
     drop_last: bool = True
     shuffle: bool = True
     validate_every_epochs: int = 1
+    validate_every_steps: int | None = None
     progress_bar: bool = True
     tensorboard: bool = True
     find_unused_parameters: bool = False
@@ -140,6 +144,9 @@ class TrainConfig:
             value = getattr(self, name)
             _require(value >= 1, f"train.{name} must be >= 1, got {value}")
         _require(self.num_workers >= 0, f"train.num_workers must be >= 0, got {self.num_workers}")
+        _require(self.validate_every_steps is None or self.validate_every_steps >= 1,
+                 f"train.validate_every_steps must be >= 1 or null, got "
+                 f"{self.validate_every_steps}")
         _require(
             self.grad_clip_norm is None or self.grad_clip_norm > 0,
             f"train.grad_clip_norm must be > 0 or null, got {self.grad_clip_norm}",

@@ -247,6 +247,7 @@ class Trainer:
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.last_checkpoint: Path | None = None
         self._saved_step = -1
+        self._validated_step = -1
         self._run_start: float | None = None
         self.csv: CsvLog | None = None
         self.val_csv: CsvLog | None = None
@@ -278,6 +279,8 @@ class Trainer:
         final_losses: dict[str, float] = {}
         val_metrics: dict[str, float] = {}
         stopped_early = False
+        if tc.validate_every_steps and pos.step == 0 and self._validated_step != 0:
+            val_metrics = self.validate() or val_metrics  # the untrained network
         while pos.epoch < tc.epochs and not stopped_early:
             if max_steps is not None and pos.step >= max_steps:
                 stopped_early = True
@@ -297,6 +300,8 @@ class Trainer:
                     final_losses = {k: v for k, v in logged.items() if k not in RESERVED_COLUMNS}
                     final_losses["total"] = logged["total"]
                     bar.set_postfix(total=f"{logged['total']:.4g}", lr=f"{logged['lr']:.3g}")
+                if tc.validate_every_steps and pos.step % tc.validate_every_steps == 0:
+                    val_metrics = self.validate() or val_metrics
                 if pos.step % tc.checkpoint_every_steps == 0:
                     self.save()
                 if max_steps is not None and pos.step >= max_steps:
@@ -304,7 +309,8 @@ class Trainer:
                     break
             bar.close()
             if pos.batch_in_epoch == self.steps_per_epoch:
-                if (pos.epoch + 1) % tc.validate_every_epochs == 0:
+                if ((pos.epoch + 1) % tc.validate_every_epochs == 0
+                        and self._validated_step != pos.step):
                     val_metrics = self.validate() or val_metrics
                 pos.epoch += 1
                 pos.batch_in_epoch = 0
@@ -333,26 +339,30 @@ class Trainer:
             collate_fn=self.collate_fn, pin_memory=self.device.type == "cuda",
         )
         sums: dict[str, float] = {}
-        batches = 0
+        counts: dict[str, int] = {}
         self.task.eval()
         try:
             for batch in loader:
                 with self._autocast():
                     metrics = self.task.validation_step(move_to_device(batch, self.device))
                 for name, value in metrics.items():
-                    sums[name] = sums.get(name, 0.0) + float(value.float().mean())
-                batches += 1
+                    # a per-sample vector counts each sample, a scalar counts as one batch
+                    value = value.detach().float()
+                    sums[name] = sums.get(name, 0.0) + float(value.sum())
+                    counts[name] = counts.get(name, 0) + value.numel()
         finally:
             self.task.train()
         merged: dict[str, float] = {}
-        total_batches = 0
-        for rank_sums, rank_batches in gather_objects((sums, batches), self.dist):
-            total_batches += rank_batches
+        merged_counts: dict[str, int] = {}
+        for rank_sums, rank_counts in gather_objects((sums, counts), self.dist):
             for name, value in rank_sums.items():
                 merged[name] = merged.get(name, 0.0) + value
-        result = {k: v / max(total_batches, 1) for k, v in merged.items()}
+                merged_counts[name] = merged_counts.get(name, 0) + rank_counts[name]
+        result = {k: v / max(merged_counts[k], 1) for k, v in merged.items()}
+        self._validated_step = self.position.step
         if self.dist.is_main and result:
-            row = {"step": self.position.step, "epoch": self.position.epoch, **result}
+            row = {"step": self.position.step, "epoch": self.position.epoch,
+                   "seconds": round(self._elapsed(), 3), **result}
             assert self.val_csv is not None
             self.val_csv.append(row)
             if self.tensorboard is not None:
@@ -528,7 +538,12 @@ class Trainer:
             # resumed run repeats: drop its row too.
             step = self.position.step
             at_epoch_end = self.position.batch_in_epoch == self.steps_per_epoch
-            self.val_csv.truncate_after(step - 1 if at_epoch_end else step)
+            every = self.config.train.validate_every_steps
+            if every and step % every == 0:  # validated before this checkpoint: keep it
+                self.val_csv.truncate_after(step)
+                self._validated_step = step
+            else:
+                self.val_csv.truncate_after(step - 1 if at_epoch_end else step)
             if dropped:
                 log.info("resume: dropped %d metric rows logged after the checkpoint", dropped)
         self._saved_step = self.position.step
