@@ -141,11 +141,12 @@ class StepRunner:
     """One method's training step and encoder ceiling on a fixed batch."""
 
     def __init__(self, method: str, settings: SuiteSettings, args: argparse.Namespace,
-                 device: torch.device) -> None:  # fmt: skip
+                 device: torch.device, stage: str | None = None) -> None:  # fmt: skip
         gen = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
+        self.stage = stage or STAGE_OF[method]
         if method == "s2hand":
-            self.task: nn.Module = build_task("s2hand_finetune", settings)
+            self.task: nn.Module = build_task(self.stage, settings)
             self.batch = s2hand_batch(args.batch, settings.image_size, gen)
             self.samples, self.images = args.batch, args.batch
             self.size, self.encoder_name = settings.image_size, settings.encoder
@@ -159,7 +160,7 @@ class StepRunner:
         self.task.to(device).train()
         self.batch = {k: v.to(device) for k, v in self.batch.items()}
         self.encoder_images = self.batch["image"].reshape(-1, 3, self.size, self.size)
-        config = training_config(STAGE_OF[method], settings)
+        config = training_config(self.stage, settings)
         self.grad_clip_norm = config.train.grad_clip_norm
         self.params = [p for p in self.task.parameters() if p.requires_grad]
         self.optimizer = build_optimizer([{"params": self.params}], config.optim)
@@ -195,6 +196,25 @@ class StepRunner:
             loss = encoder(self.encoder_images).pooled.float().mean()
         loss.backward()
         encoder.zero_grad(set_to_none=True)
+
+
+def measure_stages(settings: SuiteSettings, args: argparse.Namespace,
+                   device: torch.device) -> dict[str, Any]:
+    """S2HAND's shape and finetune steps on the same batch, called in turn: the finetune
+    step adds the hourglass, the texture head and the differentiable renderer, and the goal
+    is that it costs at most 3x the shape step (training size, the profile's networks)."""
+    shape = StepRunner("s2hand", settings, args, device, stage="s2hand_shape")
+    finetune = StepRunner("s2hand", settings, args, device, stage="s2hand_finetune")
+    finetune.batch = shape.batch
+    shape_ms, finetune_ms = time_interleaved([shape.train_step, finetune.train_step], device,
+                                             args.steps, args.warmup)
+    ratio = statistics.median(finetune_ms) / statistics.median(shape_ms)
+    return {"batch": args.batch, "image_size": settings.image_size,
+            "shape_ms_median": round(statistics.median(shape_ms), 2),
+            "finetune_ms_median": round(statistics.median(finetune_ms), 2),
+            "shape_ms": [round(t, 2) for t in shape_ms],
+            "finetune_ms": [round(t, 2) for t in finetune_ms],
+            "finetune_over_shape": round(ratio, 3), "goal": 3.0}
 
 
 def _peak_mb(device: torch.device) -> float | None:
@@ -322,6 +342,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--stages", action="store_true",
+                        help="time S2HAND's shape against its finetune step instead (goal: "
+                             "finetune <= 3x shape)")
     args = parser.parse_args()
     for name in ("batch", "hamuco_batch", "views", "steps", "loader_batches"):
         if getattr(args, name) < 1:
@@ -335,6 +358,20 @@ def main() -> None:
         print("--amp is ignored on CPU (autocast is CUDA only here)", file=sys.stderr)
     settings = method_settings(args)
     methods = METHODS if args.method == "both" else (args.method,)
+    if args.stages:
+        row = measure_stages(settings, args, device)
+        print(f"\nS2HAND step time by stage, {device}, {settings.profile} networks, "
+              f"batch {row['batch']}, {row['image_size']} px")
+        print(f"{'shape ms':>10s} {'finetune ms':>12s} {'finetune/shape':>15s} {'goal':>6s}")
+        print(f"{row['shape_ms_median']:10.1f} {row['finetune_ms_median']:12.1f} "
+              f"{row['finetune_over_shape']:15.2f} {'<= 3':>6s}")
+        result = {"machine": machine(device), "settings": dataclasses.asdict(settings),
+                  "stages": row}
+        print(json.dumps(result))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2))
+        return
 
     rows = []
     for method in methods:
