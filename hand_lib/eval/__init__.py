@@ -1,6 +1,7 @@
 """Evaluation: metrics (MPJPE, PA-MPJPE, HaMuCo N-JE/PA-JE, F-score, PCK/AUC, the official
 FreiHAND protocol) and writers for the FreiHAND and HO-3D submission files."""
 
+from hand_lib.eval.bootstrap import Comparison, Interval, compare, sequence_bootstrap
 from hand_lib.eval.export import (
     FREIHAND_TO_HO3D,
     HO3D_TO_FREIHAND,
@@ -28,6 +29,10 @@ from hand_lib.eval.metrics import (
 )
 
 __all__ = [
+    "Comparison",
+    "Interval",
+    "compare",
+    "sequence_bootstrap",
     "FREIHAND_TO_HO3D",
     "FScore",
     "FreiHandEvalResult",

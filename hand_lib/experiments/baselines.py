@@ -1,4 +1,13 @@
-"""The no-learning row of the results table: the pseudo labels, triangulated across views.
+"""The no-learning rows of the results table: the mean hand, and the pseudo labels
+triangulated across views.
+
+**Mean hand** (:func:`mean_hand_rows`): MANO's mean pose and shape placed at each test
+sample's wrist, with the identity rotation (MANO's own axes) and at the best constant
+rotation fitted to the *training* split's hands in their crop frames
+(:func:`hand_lib.experiments.evaluate.best_constant_rotation`). Both score the same
+PA-MPJPE (alignment removes rotation); the second is the MPJPE to beat.
+
+**Triangulated pseudo labels**:
 
 Each test frame's joints are triangulated from its labelled views (confidence-weighted DLT
 with RANSAC over views, :func:`hand_lib.geometry.triangulate_ransac`), then expressed in every
@@ -16,6 +25,7 @@ import torch
 
 from hand_lib.data.hanco import HANCO_TEST_FIRST_SEQUENCE, scan_hanco
 from hand_lib.geometry import triangulate_ransac
+from hand_lib.mano import ManoLayer
 from hand_lib.pseudo.hanco_labels import load_hanco_multiview
 
 
@@ -65,3 +75,51 @@ def triangulated_pseudo_labels(
         "frame": np.repeat(data.frames, V),
         "cam": np.tile(np.arange(V), N),
     }
+
+
+#: row names of :func:`mean_hand_rows`
+MEAN_HAND_ROWS = ("mean hand (identity rotation)", "mean hand (best constant rotation)")
+
+
+def mean_hand_rows(root: str | os.PathLike[str], image_size: int, mano_path: str = "",
+                   split: str = "test") -> tuple[dict[str, dict[str, float]],
+                                                 dict[str, np.ndarray]]:
+    """The mean-hand rows of the results table, with bootstrap intervals over sequences.
+
+    Args:
+        root: HanCo-layout dataset (the suite's crops of ``split`` and of the training
+            split are read from their caches; no image is decoded when they exist).
+        image_size: crop side the methods use (the crop frames depend on it only through
+            the cache; the rows do not).
+        mano_path: the hand model ("" = the open hand).
+        split: "test" or "val".
+
+    Returns:
+        ``(rows, arrays)``: rows by :data:`MEAN_HAND_ROWS` name (the metrics of
+        :func:`~hand_lib.experiments.evaluate.metrics_row`), and ``arrays`` with
+        ``joints_cam`` (N, 21, 3) ground truth, ``seq`` (N,), ``keys`` (N, 3) sequence,
+        frame and camera of each sample, ``pred_identity`` and ``pred_best`` (N, 21, 3) and
+        ``rotation`` (3, 3) the best constant rotation.
+    """
+    from hand_lib.experiments.data import hanco_dataset
+    from hand_lib.experiments.evaluate import (
+        best_constant_rotation,
+        mean_hand_keypoints,
+        mean_hand_predictions,
+        metrics_row,
+    )
+
+    train = hanco_dataset(root, "train", image_size, augment=False)
+    test = hanco_dataset(root, split, image_size)  # type: ignore[arg-type]
+    mean = mean_hand_keypoints(ManoLayer(mano_path or None, dtype=torch.float64))
+    rotation = best_constant_rotation(mean, train.labels("joints_cam").double().numpy())
+    gt = test.labels("joints_cam").double().numpy()
+    seq = test.labels("seq").numpy()
+    keys = np.asarray(test.items)  # (N, 3) sequence, frame, camera of each crop
+    pred_identity = mean_hand_predictions(gt, mean)
+    pred_best = mean_hand_predictions(gt, mean, rotation)
+    rows = {MEAN_HAND_ROWS[0]: metrics_row(pred_identity, gt, groups=seq),
+            MEAN_HAND_ROWS[1]: metrics_row(pred_best, gt, groups=seq)}
+    arrays = {"joints_cam": gt, "seq": seq, "keys": keys, "pred_identity": pred_identity,
+              "pred_best": pred_best, "rotation": rotation}
+    return rows, arrays

@@ -11,6 +11,17 @@ Columns (all from :mod:`hand_lib.eval`, millimetres unless noted):
 
 Mesh columns need predicted vertices and a ground-truth MANO fit (``mano_cam`` in HanCo);
 they are NaN where either is missing.
+
+**Noise band.** With the sequence of every sample (``groups``), :func:`metrics_row` adds
+``<metric> lo`` and ``<metric> hi``, the 95% interval of a bootstrap over test *sequences*
+(:func:`hand_lib.eval.sequence_bootstrap`), for MPJPE, PA-MPJPE and N-JE; claims compare
+two methods on the same samples with :func:`compare_methods` (paired bootstrap).
+
+**The row to beat.** :func:`mean_hand_predictions` is the untrained answer: MANO's mean pose
+and shape, either with the identity rotation (MANO's own frame, as a network whose output
+layer starts at zero predicts it) or at the *best constant* rotation, the one rotation
+that fits the training split's hands best (:func:`best_constant_rotation`, chosen on
+training data, never on the test split).
 """
 
 from __future__ import annotations
@@ -27,15 +38,27 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from hand_lib.eval import f_score, hamuco_nje, mpjpe, pa_mpjpe, pa_mpvpe, pck_curve
+from hand_lib.eval import (
+    Comparison,
+    compare,
+    f_score,
+    hamuco_nje,
+    mpjpe,
+    pa_mpjpe,
+    pa_mpvpe,
+    pck_curve,
+    sequence_bootstrap,
+)
 from hand_lib.geometry import similarity_procrustes
 from hand_lib.mano import ManoLayer
 from hand_lib.train import move_to_device
 
 #: ground-truth and label keys kept from each batch (when present)
 GT_KEYS = ("joints_cam", "joints_2d", "pseudo_2d", "pseudo_conf", "K", "mano_cam",
-           "has_mano_cam", "view_mask", "M", "seq", "frame", "cam")  # fmt: skip
+           "has_mano_cam", "view_mask", "M", "seq", "frame", "cam", "cams")
 METRIC_COLUMNS = ("MPJPE", "PA-MPJPE", "N-JE", "PA-MPVPE", "F@5", "F@15", "AUC")
+#: metrics that get a bootstrap interval (``<name> lo``, ``<name> hi``)
+INTERVAL_COLUMNS = ("MPJPE", "PA-MPJPE", "N-JE")
 
 Predict = Callable[[Mapping[str, Any]], Mapping[str, Tensor]]
 
@@ -91,17 +114,33 @@ def ground_truth_vertices(mano_cam: np.ndarray, mano: ManoLayer | None = None) -
     return out.vertices.reshape(len(fit), -1, 3).numpy()
 
 
+def per_sample_metrics(pred_joints: np.ndarray | Tensor, gt_joints: np.ndarray | Tensor
+                       ) -> dict[str, np.ndarray]:
+    """(N,) per-sample MPJPE (wrist-relative), PA-MPJPE and N-JE, mm (the table's means are
+    their means)."""
+    pj = torch.as_tensor(np.asarray(pred_joints), dtype=torch.float64)
+    gj = torch.as_tensor(np.asarray(gt_joints), dtype=torch.float64)
+    return {
+        "MPJPE": mpjpe(pj, gj, root_index=0).per_sample.numpy(),
+        "PA-MPJPE": pa_mpjpe(pj, gj).per_sample.numpy(),
+        "N-JE": hamuco_nje(pj, gj).per_sample.numpy(),
+    }
+
+
 def metrics_row(
     pred_joints: np.ndarray | Tensor,
     gt_joints: np.ndarray | Tensor,
     pred_vertices: np.ndarray | Tensor | None = None,
     gt_vertices: np.ndarray | Tensor | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The results-table metrics (see the module docstring) of one method.
 
     Args:
         pred_joints, gt_joints: (N, 21, 3) metres, FreiHAND order, the same frame.
         pred_vertices, gt_vertices: optional (N, V, 3) metres, the same topology.
+        groups: optional (N,) sequence of each sample: adds the bootstrap interval columns
+            ``<metric> lo`` / ``<metric> hi`` of :data:`INTERVAL_COLUMNS`.
     """
     pj = torch.as_tensor(np.asarray(pred_joints), dtype=torch.float64)
     gj = torch.as_tensor(np.asarray(gt_joints), dtype=torch.float64)
@@ -122,7 +161,51 @@ def metrics_row(
         aligned = similarity_procrustes(pv, gv).apply(pv)
         row["F@5"] = float(f_score(aligned, gv, 0.005).f.mean())
         row["F@15"] = float(f_score(aligned, gv, 0.015).f.mean())
+    if groups is not None:
+        for name, values in per_sample_metrics(pj, gj).items():
+            interval = sequence_bootstrap(values, np.asarray(groups))
+            row[f"{name} lo"], row[f"{name} hi"] = interval.low, interval.high
     return {k: float(v) for k, v in row.items()}
+
+
+def compare_methods(errors_a: np.ndarray, errors_b: np.ndarray, groups: np.ndarray
+                    ) -> Comparison:
+    """Paired sequence bootstrap of "method A has lower error than method B" on the same
+    samples (see :func:`hand_lib.eval.compare`)."""
+    return compare(errors_a, errors_b, groups)
+
+
+def mean_hand_keypoints(mano: ManoLayer | None = None) -> np.ndarray:
+    """(21, 3) MANO's mean hand (mean pose, mean shape, identity rotation), metres."""
+    mano = mano or ManoLayer()
+    with torch.no_grad():
+        out = mano(torch.zeros(1, mano.num_joints, 3, dtype=mano.v_template.dtype))
+    return out.keypoints[0].double().numpy()
+
+
+def best_constant_rotation(mean_hand: np.ndarray, gt_joints: np.ndarray) -> np.ndarray:
+    """(3, 3) the rotation R minimising ``sum_n || R m - g_n ||^2`` over samples, with the
+    mean hand ``m`` (21, 3) and the ground truth ``g_n`` (N, 21, 3) both relative to the
+    wrist: the best a network that ignores its input can do for MPJPE. Pass *training*
+    joints (in the same crop frames the test uses)."""
+    m = mean_hand - mean_hand[:1]
+    g = np.asarray(gt_joints, dtype=np.float64)
+    g = g - g[:, :1]
+    H = np.einsum("jk,njl->kl", m, g)  # sum_n m^T g_n
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.T @ U.T))
+    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+
+
+def mean_hand_predictions(gt_joints: np.ndarray, mean_hand: np.ndarray,
+                          rotation: np.ndarray | None = None) -> np.ndarray:
+    """(N, 21, 3) the mean hand (optionally rotated) placed at each sample's true wrist:
+    what the table scores as the no-learning rows (every metric is root-relative)."""
+    hand = mean_hand - mean_hand[:1]
+    if rotation is not None:
+        hand = hand @ np.asarray(rotation).T
+    g = np.asarray(gt_joints, dtype=np.float64)
+    return g[:, :1] + hand[None]
 
 
 def per_sample_errors(pred_joints: np.ndarray, gt_joints: np.ndarray) -> np.ndarray:
@@ -144,9 +227,11 @@ def pa_pck(pred_joints: np.ndarray, gt_joints: np.ndarray) -> dict[str, Any]:
 
 def results_table(rows: Mapping[str, Mapping[str, float]],
                   extra_columns: Sequence[str] = ("train s",)) -> pd.DataFrame:  # fmt: skip
-    """The results table: one row per method, :data:`METRIC_COLUMNS` then ``extra_columns``
-    (missing values are NaN)."""
-    columns = [*METRIC_COLUMNS, *extra_columns]
+    """The results table: one row per method, :data:`METRIC_COLUMNS`, the interval columns
+    where any row has them, then ``extra_columns`` (missing values are NaN)."""
+    intervals = [f"{m} {b}" for m in INTERVAL_COLUMNS for b in ("lo", "hi")
+                 if any(f"{m} {b}" in row for row in rows.values())]
+    columns = [*METRIC_COLUMNS, *intervals, *extra_columns]
     return pd.DataFrame({name: {c: row.get(c, math.nan) for c in columns}
                          for name, row in rows.items()}).T[columns]  # fmt: skip
 
@@ -154,16 +239,27 @@ def results_table(rows: Mapping[str, Mapping[str, float]],
 def write_results_table(table: pd.DataFrame, path: str | os.PathLike[str], *,
                         digits: int = 2, note: str = "") -> list[Path]:  # fmt: skip
     """Write the table as ``<path>.csv`` and ``<path>.md`` (Markdown, rounded; ``note``
-    below it). Returns the two paths."""
+    below it). In the Markdown, a metric with interval columns is shown as
+    ``mean [lo, hi]`` and the interval columns are folded into it. Returns the two paths."""
     stem = Path(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
     table.to_csv(csv_path, float_format="%.6g")
-    lines = ["| method | " + " | ".join(table.columns) + " |",
-             "|---|" + "---:|" * len(table.columns)]  # fmt: skip
+
+    def fmt(v: float) -> str:
+        return "" if pd.isna(v) else f"{v:.{digits if abs(v) >= 1 or v == 0 else 3}f}"
+
+    folded = {c for c in table.columns for m in INTERVAL_COLUMNS if c in (f"{m} lo", f"{m} hi")}
+    shown = [c for c in table.columns if c not in folded]
+    lines = ["| method | " + " | ".join(shown) + " |", "|---|" + "---:|" * len(shown)]
     for name, row in table.iterrows():
-        cells = ["" if pd.isna(v) else f"{v:.{digits if abs(v) >= 1 or v == 0 else 3}f}"
-                 for v in row.to_numpy()]  # fmt: skip
+        cells = []
+        for c in shown:
+            cell = fmt(row[c])
+            lo, hi = row.get(f"{c} lo"), row.get(f"{c} hi")
+            if cell and lo is not None and hi is not None and not (pd.isna(lo) or pd.isna(hi)):
+                cell += f" [{lo:.1f}, {hi:.1f}]"
+            cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     md_path.write_text("\n".join(lines) + ("\n\n" + note if note else "") + "\n")
     return [csv_path, md_path]
