@@ -43,9 +43,25 @@ def _digit_chain(model, digit: str) -> list[np.ndarray]:
     return [joints[0]] + [joints[j] for j in DIGIT_JOINTS[digit]] + [tip]
 
 
-def test_rebuild_is_bit_identical(tmp_path):
+def test_rebuild_reproduces_the_shipped_asset(tmp_path, raw):
+    """The builder reproduces the shipped file: bit for bit on the machine that wrote it;
+    elsewhere every integer array exactly and every float array to 1e-4 m, because the
+    shape space is an SVD whose last bits depend on the CPU's LAPACK kernels (measured:
+    shapedirs differ by 2.4e-5 m on another 2-core VM, everything else identical)."""
     rebuilt = save_model_file(tmp_path / "open_hand_right.pkl", build_open_hand(seed=0))
-    assert rebuilt.read_bytes() == OPEN_HAND_RIGHT.read_bytes()
+    if rebuilt.read_bytes() == OPEN_HAND_RIGHT.read_bytes():
+        return
+    with open(rebuilt, "rb") as fh:
+        new = pickle.load(fh, encoding="latin1")
+    assert set(new) == set(raw)
+    for key, value in raw.items():
+        a = np.asarray(value.toarray() if hasattr(value, "toarray") else value)
+        b = np.asarray(new[key].toarray() if hasattr(new[key], "toarray") else new[key])
+        assert a.shape == b.shape and a.dtype == b.dtype, key
+        if a.dtype.kind == "f" and key == "shapedirs":
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-4, err_msg=key)
+        else:
+            np.testing.assert_array_equal(b, a, err_msg=key)
 
 
 def test_other_seed_gives_other_priors():
