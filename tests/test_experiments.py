@@ -3,6 +3,7 @@ baseline."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -41,9 +42,18 @@ def test_training_config_resizes_the_original_schedule():
     cfg = training_config("s2hand_shape", quick)
     epochs = quick.epochs["s2hand_shape"]
     assert cfg.train.epochs == epochs and cfg.train.batch_size == quick.batch_size
-    # the milestones keep their place in the run: 30/60/90 of 120 epochs
-    assert cfg.schedule.milestones == pytest.approx([epochs / 4, epochs / 2, 3 * epochs / 4])
-    assert cfg.optim.name == "adam" and cfg.optim.lr == 1e-3
+    # quick: warm-up and a cosine over its own length, at the profile's learning-rate scale
+    assert cfg.schedule.name == "cosine" and cfg.schedule.warmup_steps == quick.warmup_steps
+    assert cfg.optim.name == "adam" and cfg.optim.lr == pytest.approx(1e-3 * quick.lr_scale)
+    assert cfg.train.validate_every_steps == quick.validate_every_steps
+    # with the original schedule the milestones keep their place: 30/60/90 of 120 epochs
+    original = training_config("s2hand_shape", dataclasses.replace(quick, schedule="original",
+                                                                   lr_scale=1.0))
+    assert original.schedule.milestones == pytest.approx([epochs / 4, epochs / 2,
+                                                          3 * epochs / 4])
+    assert original.optim.lr == 1e-3
+    with pytest.raises(ValueError, match="schedule"):
+        training_config("s2hand_shape", dataclasses.replace(quick, schedule="step"))
     hamuco = training_config("hamuco", quick)
     assert hamuco.optim.name == "adamw" and hamuco.schedule.name == "cosine"
     assert hamuco.train.batch_size == quick.hamuco_batch_size

@@ -10,7 +10,8 @@ import pytest
 
 from hand_lib.suite import REPO, run_suite
 
-ROWS = ("triangulated pseudo labels", "S2HAND shape", "S2HAND finetune", "S2HAND end-to-end",
+ROWS = ("mean hand (identity rotation)", "mean hand (best constant rotation)",
+        "triangulated pseudo labels", "S2HAND shape", "S2HAND finetune", "S2HAND end-to-end",
         "HaMuCo single-view", "HaMuCo cross-view", "HaMuCo fused", "supervised (upper bound)")
 
 
@@ -25,10 +26,17 @@ def test_smoke_profile_runs_every_notebook(synthetic_smoke_root, tmp_path):
     table = pd.read_csv(results / "results_table.csv", index_col=0)
     assert tuple(table.index) == ROWS
     assert table[["MPJPE", "PA-MPJPE", "N-JE", "AUC"]].notna().all().all()
+    for column in ("PA-MPJPE", "MPJPE"):  # every learned and baseline row has its interval
+        rows = [r for r in ROWS if r != "triangulated pseudo labels"]
+        assert (table.loc[rows, f"{column} lo"] <= table.loc[rows, column]).all()
+        assert (table.loc[rows, column] <= table.loc[rows, f"{column} hi"]).all()
     md = (results / "results_table.md").read_text()
     assert all(f"| {row} |" in md for row in ROWS)
+    claims = (results / "claims.md").read_text()
+    assert "mean hand" in claims and ("holds" in claims or "noise" in claims)
     summary = json.loads((results / "suite_summary.json").read_text())
     assert summary["parameters"]["profile"] == "smoke"
-    for figure in ("02_shape_losses", "04_finetune_renders", "07_pck_curves", "07_qualitative"):
+    for figure in ("02_shape_losses", "04_finetune_renders", "07_pck_curves", "07_qualitative",
+                   "05_hamuco_error_vs_views", "02_shape_learning_curve"):
         assert (results / "figures" / f"{figure}.png").is_file(), figure
     assert (results / "figures" / "07_hand_viewer.html").is_file()

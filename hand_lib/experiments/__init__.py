@@ -4,13 +4,18 @@ What the notebooks call. Everything here is a thin composition of the library's 
 (data, models, tasks, train, eval) so that each notebook cell stays one readable call.
 """
 
-from hand_lib.experiments.data import hanco_dataset
+from hand_lib.experiments.claims import Claim, MethodErrors, evaluate_claims
+from hand_lib.experiments.data import hanco_dataset, validation_sequences
 from hand_lib.experiments.evaluate import (
     METRIC_COLUMNS,
+    best_constant_rotation,
     collect_predictions,
     ground_truth_vertices,
+    mean_hand_keypoints,
+    mean_hand_predictions,
     metrics_row,
     per_sample_errors,
+    per_sample_metrics,
 )
 from hand_lib.experiments.s2hand import (
     StageRun,
@@ -30,6 +35,14 @@ from hand_lib.experiments.settings import (
 )
 
 __all__ = [
+    "Claim",
+    "MethodErrors",
+    "best_constant_rotation",
+    "evaluate_claims",
+    "mean_hand_keypoints",
+    "mean_hand_predictions",
+    "per_sample_metrics",
+    "validation_sequences",
     "METRIC_COLUMNS",
     "PROFILE_SETTINGS",
     "SUITE_STAGES",

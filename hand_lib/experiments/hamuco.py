@@ -30,9 +30,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from hand_lib.experiments.data import data_provenance, guard_run_data, hanco_dataset
+from hand_lib.data.hanco import HANCO_NUM_CAMERAS
+from hand_lib.experiments.data import (
+    data_provenance,
+    guard_run_data,
+    hanco_dataset,
+    validation_subset,
+)
 from hand_lib.experiments.evaluate import collect_predictions, ground_truth_vertices, metrics_row
-from hand_lib.experiments.s2hand import StageRun
+from hand_lib.experiments.s2hand import SUITE_NETWORK_CHOICES, StageRun
 from hand_lib.experiments.settings import SuiteSettings, training_config
 from hand_lib.mano import ManoLayer
 from hand_lib.models import HaMuCoConfig, HaMuCoNet
@@ -67,10 +73,21 @@ def hamuco_run_name(rotation: Rotation = "svd") -> str:
     return "hamuco" if rotation == "svd" else "hamuco_calibrated"
 
 
+#: PCA coefficients of the suite's HaMuCo finger poses (:class:`HaMuCoConfig` ``pose_pca``;
+#: S2HAND's 30). With free 6D fingers, every head HaMuCo trains from 2D drifted away from the
+#: mean hand on the validation split (13.6 -> 15.4-18.8 mm PA-MPJPE in 100 steps); in the
+#: PCA span the lifter held 13.7 (benchmarks/RESULTS.md, "Learning on a CPU").
+HAMUCO_POSE_PCA = 30
+
+
 def hamuco_config(settings: SuiteSettings, mano_path: str = "", **changes: Any) -> HaMuCoConfig:
     """The network configuration of a profile (encoder and token width from ``settings``)."""
-    base = HaMuCoConfig(encoder=settings.hamuco_encoder, token_dim=settings.hamuco_token_dim,
-                        mano_path=str(mano_path or ""))  # fmt: skip
+    choices = {k: v for k, v in SUITE_NETWORK_CHOICES.items() if k != "rotation"}  # 6D already
+    # the finger poses of the lifter and of both corrections in S2HAND's 30-PCA space
+    choices["pose_pca"] = HAMUCO_POSE_PCA
+    base = HaMuCoConfig(**choices, encoder=settings.hamuco_encoder,
+                        encoder_width=settings.encoder_width,
+                        token_dim=settings.hamuco_token_dim, mano_path=str(mano_path or ""))
     return dataclasses.replace(base, **changes)
 
 
@@ -91,7 +108,7 @@ def train_hamuco(
     mano_path: str = "",
     rotation: Rotation = "svd",
     seed: int = 0,
-    rotation_deg: float = HAMUCO_ROTATION_DEG,
+    rotation_deg: float | None = None,
     max_steps: int | None = None,
     **config_updates: Any,
 ) -> StageRun:
@@ -106,7 +123,9 @@ def train_hamuco(
         rotation: ``"svd"`` (no calibration) or ``"calibrated"`` (relative rotations from
             the extrinsics) for the consistency term and the distillation teacher.
         seed: initialisation, shuffling and augmentation seed.
-        rotation_deg: in-plane rotation augmentation range, degrees (HaMuCo: 180).
+        rotation_deg: in-plane rotation jitter, degrees; None: the suite's, as for S2HAND
+            (the crops are turned upright from the pseudo labels first, so HaMuCo's +-180
+            degrees would undo that; :data:`HAMUCO_ROTATION_DEG` gives HaMuCo's).
         max_steps: stop after this many steps in total (None: the whole schedule).
         config_updates: dotted trainer-config overrides, e.g. ``**{"optim.lr": 1e-4}``.
 
@@ -120,8 +139,13 @@ def train_hamuco(
     guard_run_data(out_dir, data_provenance(data_root))
     train_data = hanco_dataset(data_root, "train", settings.hamuco_image_size, mode="multi",
                                seed=seed, rotation_deg=rotation_deg)  # fmt: skip
+    val_frames = None if settings.max_val_samples is None else max(
+        1, settings.max_val_samples // HANCO_NUM_CAMERAS)
+    val_data = validation_subset(
+        hanco_dataset(data_root, "val", settings.hamuco_image_size, mode="multi"), val_frames)
     config = training_config("hamuco", settings, **{"train.seed": seed, **config_updates})
-    trainer = Trainer(task, train_data, config, out_dir, device=device, resume=True)
+    trainer = Trainer(task, train_data, config, out_dir, device=device, resume=True,
+                      val_data=val_data)
     try:
         summary = trainer.fit(max_steps)
     finally:
@@ -235,7 +259,8 @@ def hamuco_metrics(
     """Results-table rows of the single-view, cross-view and fused outputs.
 
     Each row is :func:`metrics_row` over every (frame, used view) pair, in that view's crop
-    camera axes (see the module docstring), plus ``views`` (mean views used per frame).
+    camera axes (see the module docstring), plus ``views`` (mean views used per frame), with
+    bootstrap intervals over the frames' sequences when ``predictions`` has ``seq``.
 
     Args:
         predictions: from :func:`hamuco_predictions`.
@@ -248,6 +273,9 @@ def hamuco_metrics(
     """
     used = predictions["pred_view_mask"] > 0.5  # (F, N)
     gt_joints = predictions["joints_cam"][used]
+    groups = None
+    if "seq" in predictions:
+        groups = np.broadcast_to(np.asarray(predictions["seq"])[:, None], used.shape)[used]
     gt_vertices = None
     if vertices and "mano_cam" in predictions and bool(predictions["has_mano_cam"][used].all()):
         gt_vertices = ground_truth_vertices(predictions["mano_cam"][used], mano)
@@ -257,7 +285,7 @@ def hamuco_metrics(
         if gt_vertices is not None:
             pred_vertices = predictions[f"pred_vertices_{suffix}"][used]
         row = metrics_row(predictions[f"pred_joints_{suffix}"][used], gt_joints, pred_vertices,
-                          gt_vertices)  # fmt: skip
+                          gt_vertices, groups=groups)
         row["views"] = float(used.sum(1).mean())
         rows[name] = row
     return rows
@@ -302,6 +330,7 @@ def error_vs_views(
     fusion: Rotation | None = None,
     metric: str = "N-JE",
     max_samples: int | None = None,
+    samples: dict[int, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """The error of each output against the number of input views, as a paired comparison.
 
@@ -313,11 +342,18 @@ def error_vs_views(
     happened to be drawn (the single-view column is the same in every row). The test split
     is read once: each batch is predicted for every ``k``.
 
+    Args:
+        samples: when given, filled with ``{k: {output: MethodErrors}}``, the per-sample
+            errors behind each cell (for paired claims such as "8 views beat 1 view").
+
     Returns:
         DataFrame indexed by ``views`` with columns ``single_view``, ``cross_view``,
         ``fused``: ``metric`` (a column of :func:`metrics_row`, default N-JE, mm) on the
-        target views.
+        target views, and ``<output> lo`` / ``<output> hi``, its 95% interval over test
+        sequences.
     """
+    from hand_lib.experiments.claims import multi_view_errors
+
     counts = [int(k) for k in views]
     if not counts or min(counts) < 1:
         raise ValueError(f"views must be a non-empty list of counts >= 1, got {counts}")
@@ -344,5 +380,14 @@ def error_vs_views(
         per_k = {key.removesuffix(f"@{k}"): value for key, value in predictions.items()
                  if key.endswith(f"@{k}") or not key.startswith("pred_")}  # fmt: skip
         rows = hamuco_metrics(per_k, vertices=False)
-        records.append({"views": k, **{name: row[metric] for name, row in rows.items()}})
+        record: dict[str, float] = {"views": k}
+        for name, row in rows.items():
+            record[name] = row[metric]
+            for bound in ("lo", "hi"):
+                if f"{metric} {bound}" in row:
+                    record[f"{name} {bound}"] = row[f"{metric} {bound}"]
+        records.append(record)
+        if samples is not None and "seq" in per_k:
+            samples[k] = {name: multi_view_errors(per_k, suffix)
+                          for name, suffix in HAMUCO_OUTPUTS.items()}
     return pd.DataFrame.from_records(records).set_index("views")

@@ -124,6 +124,45 @@ def plot_loss_curves(losses: pd.DataFrame | Mapping[str, pd.DataFrame], *,
     return fig
 
 
+def plot_learning_curves(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *,
+                         metric: str = "pa_mpjpe_mm",
+                         baselines: Mapping[str, float | tuple[float, float, float]] | None = None,
+                         ylabel: str = "PA-MPJPE (mm), validation split",
+                         title: str = "learning curve") -> Figure:
+    """Validation error against training step (the trainer's ``val_metrics.csv``), with
+    the rows to beat as horizontal lines.
+
+    Args:
+        curves: one DataFrame or several by name, with ``step`` and ``metric`` columns.
+        metric: the column to plot (a list of columns: one line each, first DataFrame).
+        baselines: name -> value, or ``(value, low, high)`` to shade its interval too (e.g.
+            the mean hand on the same split).
+    """
+    runs = {"": curves} if isinstance(curves, pd.DataFrame) else dict(curves)
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    for name, df in runs.items():
+        for col in metrics:
+            if col in df:
+                label = " ".join(p for p in (name, col if len(metrics) > 1 else "") if p)
+                ax.plot(df["step"], df[col], marker="o", markersize=3, label=label or col)
+    for k, (name, value) in enumerate((baselines or {}).items()):
+        colour = ("0.35", "0.6", "0.8")[k % 3]
+        if isinstance(value, tuple):
+            mid, low, high = value
+            ax.axhspan(low, high, color=colour, alpha=0.25, lw=0)
+        else:
+            mid = value
+        ax.axhline(mid, color=colour, ls="--", lw=1.2, label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def smoothed_drop(losses: pd.DataFrame, column: str = "total", window: float = 0.2) -> float:
     """Ratio of the mean of the last ``window`` share of logged values to the mean of the
     first share: < 1 means the loss went down (robust to per-batch noise)."""
@@ -299,10 +338,16 @@ def plot_qualitative_grid(
 
 def plot_error_vs_views(table: pd.DataFrame, *, metric: str = "N-JE (mm)") -> Figure:
     """Error against the number of input views: ``table`` indexed by view count, one column
-    per output (e.g. single_view, cross_view, fused)."""
+    per output (e.g. single_view, cross_view, fused), and optionally ``<output> lo`` /
+    ``<output> hi`` columns, drawn as that output's 95% band (so a reader sees whether a
+    trend leaves the noise)."""
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    for col in table.columns:
-        ax.plot(table.index, table[col], marker="o", label=col.replace("_", " "))
+    outputs = [c for c in table.columns if not c.endswith((" lo", " hi"))]
+    for col in outputs:
+        (line,) = ax.plot(table.index, table[col], marker="o", label=col.replace("_", " "))
+        if f"{col} lo" in table and f"{col} hi" in table:
+            ax.fill_between(table.index, table[f"{col} lo"], table[f"{col} hi"],
+                            color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("input views")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
