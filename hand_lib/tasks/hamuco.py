@@ -76,6 +76,7 @@ from hand_lib.losses import (
 from hand_lib.losses.multiview import ConsistencyPhase
 from hand_lib.models import HaMuCoNet, HaMuCoOutput, fuse_views, pixels_to_normalized
 from hand_lib.models.hamuco import SingleViewOutput
+from hand_lib.tasks.lifter import jittered_labels
 from hand_lib.tasks.metrics import joint_metrics
 
 __all__ = ["POINT_UNIT_M", "HaMuCoTask"]
@@ -206,15 +207,9 @@ class HaMuCoTask(nn.Module):
         monocular ambiguity; measured: PA-MPJPE 13.6 -> 21-27 mm within 200 steps on the
         quick set), while the views of one frame must agree on a single hand."""
         w, R = self.weights, self.lifter_repeats
-        targets, confs = pixels.repeat(R, 1, 1), conf.repeat(R, 1)
-        labelled = (confs > 0.1)[..., None]
-        hi = torch.where(labelled, targets, targets.new_full((), -1e9)).amax(1)
-        lo = torch.where(labelled, targets, targets.new_full((), 1e9)).amin(1)
-        box = torch.where(labelled.sum((1, 2)) >= 2, (hi - lo).amax(-1),
-                          targets.new_full((), float(size[0])))
-        noise = torch.randn_like(targets) * (self.lifter_noise * box)[:, None, None]
-        predicted = sv.heatmap_keypoints_2d[mask].detach().repeat(R, 1, 1)
-        inputs = torch.where(labelled, targets + noise, predicted)
+        inputs, targets, confs = jittered_labels(pixels, conf,
+                                                 sv.heatmap_keypoints_2d[mask].detach(), R,
+                                                 self.lifter_noise, size)
         hand = self.net.decode_params(self.net.lift(inputs, size))
         points = torch.cat([hand["vertices_rel"], hand["joints_rel"]], dim=1) / self.point_unit_m
         B, N = mask.shape

@@ -52,6 +52,7 @@ from hand_lib.losses import (
 )
 from hand_lib.models import S2HandNet, S2HandOutput
 from hand_lib.render import MeshRenderer, RenderOutput, RenderSettings
+from hand_lib.tasks.lifter import jittered_labels
 from hand_lib.tasks.metrics import validation_metrics
 
 Stage = Literal["shape", "kp", "finetune", "e2e"]
@@ -200,16 +201,9 @@ class S2HandTask(nn.Module):
         w, R = self.weights, self.lifter_repeats
         target, conf = batch["pseudo_2d"], batch["pseudo_conf"]
         size = tuple(batch["image"].shape[-2:])
-        targets, confs = target.repeat(R, 1, 1), conf.repeat(R, 1)
+        inputs, targets, confs = jittered_labels(target, conf, out.keypoints.keypoints_2d.detach(),
+                                                 R, self.lifter_noise, size)
         K = batch["K"].repeat(R, 1, 1)
-        labelled = (confs > 0.1)[..., None]
-        hi = torch.where(labelled, targets, targets.new_full((), -1e9)).amax(1)
-        lo = torch.where(labelled, targets, targets.new_full((), 1e9)).amin(1)
-        box = torch.where(labelled.sum((1, 2)) >= 2, (hi - lo).amax(-1),
-                          targets.new_full((), float(size[0])))
-        noise = torch.randn_like(targets) * (self.lifter_noise * box)[:, None, None]
-        predicted = out.keypoints.keypoints_2d.detach().repeat(R, 1, 1)
-        inputs = torch.where(labelled, targets + noise, predicted)
         hand = self.net.decode(self.net.lift(inputs, K, size), K, size)
         scale = w.lifter
         return {
