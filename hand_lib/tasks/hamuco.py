@@ -218,7 +218,7 @@ class HaMuCoTask(nn.Module):
         grid[:, present] = points.view(R, -1, *points.shape[1:])
         grid = grid.view(R * B, N, *points.shape[1:])
         rot = None if rotations is None else rotations.repeat(R, 1, 1, 1)
-        consistency, _ = self._multiview_terms(grid, grid, mask.repeat(R, 1), rot, phase)
+        consistency, _ = self._multiview_terms(grid, None, mask.repeat(R, 1), rot, phase)
         return {
             "lifter_consistency": w.lifter * w.multiview_consistency * consistency,
             "lifter_keypoint_2d": w.lifter * w.keypoint_2d_single * keypoint_2d_l1_loss(
@@ -253,7 +253,7 @@ class HaMuCoTask(nn.Module):
     def _multiview_terms(
         self,
         cross: Tensor,
-        single: Tensor,
+        single: Tensor | None,
         mask: Tensor,
         rotations: Tensor | None,
         phase: ConsistencyPhase,
@@ -267,7 +267,8 @@ class HaMuCoTask(nn.Module):
 
         Args:
             cross: (B, N, P, 3) cross-view points (NaN for missing views).
-            single: (B, N, P, 3) single-view points, same frames.
+            single: (B, N, P, 3) single-view points, same frames; None: no distillation
+                (returned as zero), only the consistency.
             mask: (B, N) bool present views.
             rotations: (B, N, 3, 3) world-to-camera rotations, or None for SVD alignment.
             phase: the consistency phase.
@@ -284,7 +285,9 @@ class HaMuCoTask(nn.Module):
             rows = (mask == pattern).all(dim=1).nonzero().squeeze(1)
             views = pattern.nonzero().squeeze(1)
             c = cross[rows][:, views]  # (b, v, P, 3)
-            s = single[rows][:, views]
+            s = None if single is None else single[rows][:, views]
+            if len(views) < 2 and s is None:
+                continue
             if len(views) < 2:  # one view: it is its own fused result
                 distillation = distillation + distillation_loss(s, c) * s.shape[0] / present
                 continue
@@ -293,6 +296,8 @@ class HaMuCoTask(nn.Module):
                 c, phase=phase, rotation=rotation, rotations_world_to_cam=R
             )
             consistency = consistency + loss * len(rows) / multi_samples
+            if s is None:  # consistency only (the lifter terms)
+                continue
             with torch.no_grad():
                 teacher = fused_points(align_views(c, rotation=rotation, rotations_world_to_cam=R))
             weight = len(rows) * len(views) / present
